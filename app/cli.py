@@ -5,6 +5,7 @@ Errors print one readable line to stderr and exit non-zero; `--json` prints exac
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from pathlib import Path
@@ -66,8 +67,16 @@ def index_build(
     root: Annotated[Path | None, typer.Option(help="Index root directory.")] = None,
     device: Annotated[str | None, typer.Option(help="Embedding device: cpu, cuda.")] = None,
     activate: Annotated[bool, typer.Option(help="Make the new version current.")] = True,
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-embed everything instead of reusing unchanged documents.")
+    ] = False,
+    report_file: Annotated[Path | None, typer.Option("--report", help="Also write the build report as JSON.")] = None,
 ) -> None:
-    """Build a new index version from corpus directories and make it current."""
+    """Build a new index version from corpus directories and make it current.
+
+    Incremental by default: documents unchanged since the current version keep their chunks and
+    embeddings; only new or changed documents are embedded, and deleted ones drop out.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from indexer.build import BuildError, build_index
@@ -100,14 +109,15 @@ def index_build(
             progress.advance(tasks[stage], done)
 
         try:
-            report = build_index(settings, progress=hook, activate_version=activate)
+            report = build_index(settings, progress=hook, activate_version=activate, incremental=not full)
         except (BuildError, VocabularyError, EncoderLoadError, OSError) as exc:
             raise fail(f"index build failed, nothing activated: {exc}") from exc
 
     table = Table(title=f"index {report.version}" + (" (current)" if activate else ""), show_header=False)
     for label, value in [
         ("documents", f"{report.documents}"),
-        ("chunks", f"{report.chunks}"),
+        ("chunks", f"{report.chunks} ({report.embedded} embedded, {report.chunks - report.embedded} reused)"),
+        ("reused from", report.previous_version or "- (full build)"),
         ("concepts / relations", f"{report.concepts} / {report.relations}"),
         ("time", f"{report.seconds:.1f} s ({report.chunks_per_s:.1f} chunks/s)"),
         ("peak memory", f"{report.peak_memory_mb:.0f} MB"),
@@ -118,6 +128,8 @@ def index_build(
     ]:
         table.add_row(label, value)
     out.print(table)
+    if report_file:
+        report_file.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
     for s in report.skipped:
         err.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False)
 
@@ -133,11 +145,94 @@ def index_list(root: Annotated[Path | None, typer.Option(help="Index root direct
     versions = list_versions(root)
     if not versions:
         raise fail(f"no index versions in {root}; run `clinqa index build`")
-    table = Table("version", "created", "documents", "chunks", "current")
+    table = Table("current", "version", "created (UTC)", "documents", "chunks")
+    table.columns[1].no_wrap = True
     for v in versions:
         m = read_manifest(root / v)
-        table.add_row(v, m.created_at, str(m.counts["documents"]), str(m.counts["chunks"]), "*" if v == current else "")
+        created = m.created_at[:16].replace("T", " ")
+        table.add_row("*" if v == current else "", v, created, str(m.counts["documents"]), str(m.counts["chunks"]))
     out.print(table)
+
+
+def _index_root(root: Path | None) -> Path:
+    return root or load_settings().index.root
+
+
+@index_app.command("verify")
+def index_verify(
+    version: Annotated[str | None, typer.Argument(help="Version to check (default: current).")] = None,
+    root: Annotated[Path | None, typer.Option(help="Index root directory.")] = None,
+) -> None:
+    """Read a version back the way the server does and check its consistency."""
+    from indexer.build import verify_version
+    from indexer.store import IndexUnavailableError, read_manifest, resolve_version
+
+    try:
+        path = resolve_version(_index_root(root), version)
+        verify_version(path)
+    except IndexUnavailableError as exc:
+        raise fail(f"verify failed: {exc}") from exc
+    m = read_manifest(path)
+    out.print(f"ok: {m.version} ({m.counts['documents']} documents, {m.counts['chunks']} chunks)", highlight=False)
+
+
+@index_app.command("activate")
+def index_activate(
+    version: Annotated[str, typer.Argument(help="Version to make current.")],
+    root: Annotated[Path | None, typer.Option(help="Index root directory.")] = None,
+) -> None:
+    """Verify a version and make it current (atomically). Running servers pick it up on reload."""
+    from indexer.build import verify_version
+    from indexer.store import IndexUnavailableError, activate, resolve_version
+
+    index_root = _index_root(root)
+    try:
+        verify_version(resolve_version(index_root, version))
+        activate(index_root, version)
+    except IndexUnavailableError as exc:
+        raise fail(f"not activated: {exc}") from exc
+    out.print(f"current -> {version}", highlight=False)
+
+
+@index_app.command("rollback")
+def index_rollback(root: Annotated[Path | None, typer.Option(help="Index root directory.")] = None) -> None:
+    """Make the previously active version current again."""
+    from indexer.build import verify_version
+    from indexer.store import IndexUnavailableError, activate, current_version, previous_active, resolve_version
+
+    index_root = _index_root(root)
+    target = previous_active(index_root)
+    if target is None:
+        raise fail(f"nothing to roll back to in {index_root} (no earlier active version left)")
+    try:
+        verify_version(resolve_version(index_root, target))
+    except IndexUnavailableError as exc:
+        raise fail(f"not rolled back: {exc}") from exc
+    before = current_version(index_root)
+    activate(index_root, target)
+    out.print(f"current: {before} -> {target}", highlight=False)
+
+
+@index_app.command("gc")
+def index_gc(
+    keep: Annotated[int, typer.Option(min=1, help="Keep this many most recent versions.")] = 3,
+    root: Annotated[Path | None, typer.Option(help="Index root directory.")] = None,
+) -> None:
+    """Delete old versions (never the current one or the rollback target) and dead temporaries."""
+    from indexer.store import current_version, list_versions, previous_active, remove_stale_temporaries, remove_version
+
+    index_root = _index_root(root)
+    protected = {current_version(index_root), previous_active(index_root)}
+    versions = list_versions(index_root)
+    doomed = [v for v in versions[: max(0, len(versions) - keep)] if v not in protected]
+    for v in doomed:
+        remove_version(index_root, v)
+    leftovers = remove_stale_temporaries(index_root)
+    out.print(
+        f"removed {len(doomed)} version(s){': ' + ', '.join(doomed) if doomed else ''}; "
+        f"{len(leftovers)} temporary folder(s)",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -223,6 +318,53 @@ def search(
         table.add_row(str(i), f"{r.score:.4f}", channels, r.breadcrumb)
     out.print(table)
     out.print(f"[dim]index {body.index_version} · {body.timings_ms.get('total', 0):.0f} ms[/]")
+
+
+@app.command()
+def concepts(
+    term: Annotated[str, typer.Argument(help="A name, synonym or abbreviation, e.g. afib.")],
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Most concepts to list.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON response body.")] = False,
+) -> None:
+    """Look up concepts in the current index's knowledge graph (GET /v1/concepts?q=TERM)."""
+    from app.api.routes.concepts import ConceptHit
+    from indexer.store import IndexUnavailableError, read_graph, resolve_version
+
+    settings = load_settings()
+    term = _validate_text(term, "term", settings)
+    try:
+        graph = read_graph(resolve_version(settings.index.root, settings.index.version))
+    except IndexUnavailableError as exc:
+        raise fail(str(exc)) from exc
+    hits = [
+        ConceptHit(
+            id=c.id,
+            name=c.name,
+            semantic_types=c.semantic_types,
+            matched=form,
+            via=how,
+            chunks=len(graph.postings(c.id)),
+        )
+        for c, form, how in graph.lookup(term, limit)
+    ]
+    if as_json:
+        print(json.dumps([h.model_dump(mode="json") for h in hits], indent=2))
+        return
+    if not hits:
+        raise fail(f"no concept matches {term!r}")
+    table = Table("id", "name", "matched", "via", "types", "chunks", title=f"concepts: {term}")
+    for h in hits:
+        table.add_row(h.id, h.name, h.matched, h.via, " ".join(h.semantic_types), str(h.chunks))
+    out.print(table)
+    top = graph.concept(hits[0].id)
+    if top is not None:
+        related = [
+            f"{rel} {'->' if d == 'out' else '<-'} {graph.concept(o).name}"
+            for d, rel, o in graph.neighbours(top.id)[:8]
+            if graph.concept(o)
+        ]
+        if related:
+            out.print(f"[bold]{top.name}[/]: " + "; ".join(related), highlight=False)
 
 
 _BADGE = {

@@ -52,6 +52,21 @@ class EncoderSettings(_Section):
     batch_size: int = Field(32, ge=1, le=4096, description="Embedding batch size.")
 
 
+class FaissSettings(_Section):
+    index_type: Literal["auto", "flat", "hnsw", "ivfpq"] = Field(
+        "auto", description="FAISS index: exact inner product (flat), HNSW, IVF-PQ, or chosen by size (auto)."
+    )
+    auto_threshold: int = Field(
+        200_000, ge=1, description="With index_type=auto: chunks at which the index switches from flat to HNSW."
+    )
+    hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph degree (build time).")
+    hnsw_ef_construction: int = Field(200, ge=8, description="HNSW build-time search depth.")
+    hnsw_ef_search: int = Field(128, ge=1, description="HNSW query-time search depth.")
+    ivf_nlist: int | None = Field(None, ge=1, description="IVF lists; default 4 * sqrt(chunks).")
+    ivf_nprobe: int = Field(16, ge=1, description="IVF lists visited per query.")
+    pq_m: int = Field(48, ge=1, description="PQ sub-quantizers (must divide the embedding dimension).")
+
+
 class RewriteSettings(_Section):
     expand_abbreviations: bool = Field(True, description="Append long forms of recognised abbreviations.")
     max_synonyms: int = Field(3, ge=0, le=20, description="Synonyms added per recognised concept for BM25.")
@@ -126,6 +141,7 @@ class Settings(BaseSettings):
     corpus: CorpusSettings = Field(default_factory=CorpusSettings, description="What `index build` reads.")
     chunk: ChunkSettings = Field(default_factory=ChunkSettings, description="Chunking.")
     encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="Dense encoder.")
+    faiss: FaissSettings = Field(default_factory=FaissSettings, description="Dense index type and parameters.")
     rewrite: RewriteSettings = Field(default_factory=RewriteSettings, description="Query rewriting.")
     retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings, description="Retrieval channels.")
     fuse: FuseSettings = Field(default_factory=FuseSettings, description="Rank fusion.")

@@ -12,11 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import install_error_handlers
 from app.api.middleware import RequestContextMiddleware
-from app.api.routes import ask, health, index, ui
+from app.api.routes import admin, ask, concepts, health, index, ui
 from app.config import Settings
 from app.pipeline.runner import Pipeline
-from indexer.dense import EncoderLoadError
-from indexer.store import IndexUnavailableError
+from app.serving import PipelineHolder
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +23,12 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
     """Build the app; pass `pipeline` to reuse one already loaded (tests), else it loads at start-up."""
 
+    holder = PipelineHolder(settings, pipeline)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if app.state.pipeline is None:
-            try:
-                app.state.pipeline = await run_in_threadpool(Pipeline.load, settings)
-                app.state.not_ready_reason = None
-            except (IndexUnavailableError, EncoderLoadError) as exc:
-                app.state.not_ready_reason = str(exc)
-                log.error("not ready", extra={"reason": str(exc)})
+        if holder.current is None:
+            await run_in_threadpool(holder.load)
         yield
 
     app = FastAPI(
@@ -42,10 +38,9 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.pipeline = pipeline
-    app.state.not_ready_reason = None if pipeline else "the index is still loading"
+    app.state.holder = holder
     install_error_handlers(app)
-    for router in (health.router, ask.router, index.router, ui.router):
+    for router in (health.router, ask.router, concepts.router, index.router, admin.router, ui.router):
         app.include_router(router)
     if settings.api.cors_origins:
         app.add_middleware(

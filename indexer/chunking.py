@@ -64,6 +64,7 @@ class SectionChunker:
                         text=text,
                         start=span.start,
                         end=span.end,
+                        page=document.page_at(span.start),
                         n_tokens=self.count_tokens(f"{crumb}\n{text}"),
                     )
                 )

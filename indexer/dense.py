@@ -7,13 +7,14 @@ use the same model and normalisation.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 
 import faiss
 import numpy as np
 
-from app.config import DEFAULT_ENCODER, EncoderSettings
+from app.config import DEFAULT_ENCODER, EncoderSettings, FaissSettings
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +97,55 @@ def embed(
     return out
 
 
-def build_faiss(vectors: np.ndarray) -> faiss.Index:
-    """Exact inner-product search: on normalised vectors this is cosine similarity."""
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
+def faiss_build_params(settings: FaissSettings, n: int) -> dict[str, int | str]:
+    """The index type and build-time parameters for `n` vectors (what shapes the index on disk)."""
+    kind = settings.index_type
+    if kind == "auto":
+        kind = "flat" if n < settings.auto_threshold else "hnsw"
+    if kind == "flat":
+        return {"type": "flat"}
+    if kind == "hnsw":
+        return {"type": "hnsw", "m": settings.hnsw_m, "ef_construction": settings.hnsw_ef_construction}
+    nlist = settings.ivf_nlist or max(1, int(4 * math.sqrt(max(n, 1))))
+    return {"type": "ivfpq", "nlist": nlist, "pq_m": settings.pq_m, "nbits": 8}
+
+
+def build_faiss(vectors: np.ndarray, settings: FaissSettings, device: str = "cpu") -> tuple[faiss.Index, dict]:
+    """Build the dense index over L2-normalised vectors (inner product = cosine similarity).
+
+    Flat is exact and best below a few hundred thousand chunks; HNSW keeps queries fast above that;
+    IVF-PQ trades some recall for a much smaller index. IVF-PQ training runs on the GPU when faiss-gpu
+    is installed and `device` is cuda.
+    """
+    n, dim = vectors.shape
+    params = faiss_build_params(settings, n)
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if params["type"] == "flat":
+        index: faiss.Index = faiss.IndexFlatIP(dim)
+    elif params["type"] == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, int(params["m"]), faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = int(params["ef_construction"])
+    else:
+        if dim % int(params["pq_m"]):
+            raise ValueError(f"faiss.pq_m={params['pq_m']} must divide the embedding dimension {dim}")
+        nlist = min(int(params["nlist"]), max(1, n // 39))  # FAISS wants ~39 training points per list
+        params["nlist"] = nlist
+        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, int(params["pq_m"]), 8, faiss.METRIC_INNER_PRODUCT)
+        gpu = device.startswith("cuda") and hasattr(faiss, "StandardGpuResources")
+        if gpu:
+            resources = faiss.StandardGpuResources()
+            index = faiss.index_cpu_to_gpu(resources, 0, index)
+        index.train(x)
+        if gpu:
+            index = faiss.index_gpu_to_cpu(index)
+    if n:
+        index.add(x)
+    return index, {**params, "metric": "inner_product", "normalized": True}
+
+
+def configure_search(index: faiss.Index, settings: FaissSettings) -> None:
+    """Query-time parameters, which are not part of the saved index."""
+    if isinstance(index, faiss.IndexHNSWFlat):
+        index.hnsw.efSearch = settings.hnsw_ef_search
+    elif isinstance(index, faiss.IndexIVF):
+        index.nprobe = settings.ivf_nprobe

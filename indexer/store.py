@@ -7,6 +7,7 @@ An index version is a directory `indexes/<version>/` holding:
 - `documents.json`  one `DocumentInfo` per source document
 - `bm25/`           the bm25s index (its own saved parameters and vocabulary)
 - `dense.faiss`     the FAISS index over L2-normalised embeddings (inner product = cosine)
+- `embeddings.npy`  the embeddings themselves (float32, chunk row order): reused by incremental builds
 - `graph.json`      the knowledge graph: concepts, relations, concept -> chunk postings
 
 Versions are written to a hidden temporary directory and renamed into place, then `indexes/current`
@@ -27,20 +28,23 @@ from typing import Any
 
 import bm25s
 import faiss
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from knowledge.graph import KnowledgeGraph
 
 FORMAT_VERSION = 1
 CURRENT_LINK = "current"
-_MANIFEST, _CHUNKS, _DOCUMENTS, _BM25, _DENSE, _GRAPH = (
+_MANIFEST, _CHUNKS, _DOCUMENTS, _BM25, _DENSE, _EMBEDDINGS, _GRAPH = (
     "manifest.json",
     "chunks.jsonl",
     "documents.json",
     "bm25",
     "dense.faiss",
+    "embeddings.npy",
     "graph.json",
 )
+HISTORY = "history.jsonl"
 
 
 class IndexUnavailableError(Exception):
@@ -117,6 +121,7 @@ class Manifest(BaseModel):
     timings_s: dict[str, float]
     documents: list[DocumentInfo]
     skipped: list[SkippedFile] = []
+    previous_version: str | None = Field(None, description="The version whose embeddings this build reused.")
     over_token_limit: list[str] = Field(default_factory=list, description="Chunk ids above the encoder limit.")
 
 
@@ -138,8 +143,9 @@ class IndexData:
 
 
 def new_version_name(index_id: str, now: datetime | None = None) -> str:
+    """Sortable by creation time (to the millisecond), and naming the settings it was built with."""
     now = now or datetime.now(UTC)
-    return f"{now:%Y%m%dT%H%M%S}Z-{index_id[:8]}"
+    return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{index_id[:8]}"
 
 
 def write_version(
@@ -148,6 +154,7 @@ def write_version(
     chunks: list[Chunk],
     bm25: bm25s.BM25,
     dense: faiss.Index,
+    embeddings: np.ndarray,
     graph: KnowledgeGraph,
 ) -> Path:
     """Write a complete version directory; it appears under its final name only when fully written."""
@@ -166,6 +173,7 @@ def write_version(
         (tmp / _DOCUMENTS).write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
         bm25.save(str(tmp / _BM25), show_progress=False)
         faiss.write_index(dense, str(tmp / _DENSE))
+        np.save(tmp / _EMBEDDINGS, np.ascontiguousarray(embeddings, dtype=np.float32))
         (tmp / _GRAPH).write_text(json.dumps(graph.to_dict(), ensure_ascii=False), encoding="utf-8")
         # The manifest goes last: a directory without one is never a valid version.
         (tmp / _MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
@@ -177,7 +185,7 @@ def write_version(
 
 
 def activate(root: Path, version: str) -> None:
-    """Point `root/current` at `version` with one atomic rename."""
+    """Point `root/current` at `version` with one atomic rename, and record it in the history."""
     if not (root / version / _MANIFEST).is_file():
         raise IndexUnavailableError(f"cannot activate {version}: no manifest in {root / version}")
     tmp_link = root / f".{CURRENT_LINK}-{os.getpid()}"
@@ -185,6 +193,88 @@ def activate(root: Path, version: str) -> None:
         tmp_link.unlink()
     tmp_link.symlink_to(version)
     os.replace(tmp_link, root / CURRENT_LINK)
+    with (root / HISTORY).open("a", encoding="utf-8") as fh:
+        fh.write(
+            json.dumps({"version": version, "activated_at": datetime.now(UTC).isoformat(timespec="seconds")}) + "\n"
+        )
+
+
+def current_version(root: Path) -> str | None:
+    link = root / CURRENT_LINK
+    return link.resolve().name if link.exists() else None
+
+
+def activation_history(root: Path) -> list[str]:
+    """Versions in the order they were activated (oldest first)."""
+    try:
+        lines = (root / HISTORY).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    out: list[str] = []
+    for line in lines:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            out.append(json.loads(line)["version"])
+    return out
+
+
+def previous_active(root: Path) -> str | None:
+    """The version that was current before the current one and still exists (the rollback target)."""
+    current = current_version(root)
+    available = set(list_versions(root))
+    history = activation_history(root)
+    # Walk back past every activation of the current version to the one before it.
+    while history and history[-1] == current:
+        history.pop()
+    for version in reversed(history):
+        if version != current and version in available:
+            return version
+    return None
+
+
+def remove_version(root: Path, version: str) -> None:
+    """Delete a version directory; refuses the current one."""
+    if version == current_version(root):
+        raise IndexUnavailableError(f"refusing to delete the current version {version}")
+    path = root / version
+    if not (path / _MANIFEST).is_file():
+        raise IndexUnavailableError(f"no index version {version} in {root}")
+    trash = root / f".trash-{version}-{os.getpid()}"
+    os.rename(path, trash)  # disappears atomically for readers, then is removed
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_stale_temporaries(root: Path) -> list[str]:
+    """Remove leftovers of builds that died before renaming their version into place."""
+    removed = []
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.is_dir() and (p.name.startswith(".tmp-") or p.name.startswith(".trash-")):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
+    return removed
+
+
+def read_embeddings(path: Path) -> np.ndarray:
+    """The stored embeddings of a version (memory-mapped: only rows that are used are read)."""
+    try:
+        return np.load(path / _EMBEDDINGS, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise IndexUnavailableError(f"unreadable embeddings in {path}: {exc.__class__.__name__}") from exc
+
+
+def read_graph(path: Path) -> KnowledgeGraph:
+    try:
+        return KnowledgeGraph.from_dict(json.loads((path / _GRAPH).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexUnavailableError(f"unreadable graph in {path}: {exc.__class__.__name__}") from exc
+
+
+def read_chunks(path: Path) -> list[Chunk]:
+    try:
+        with (path / _CHUNKS).open(encoding="utf-8") as fh:
+            return [Chunk.model_validate_json(line) for line in fh if line.strip()]
+    except (OSError, ValueError, ValidationError) as exc:
+        raise IndexUnavailableError(f"unreadable chunks in {path}: {exc.__class__.__name__}") from exc
 
 
 def list_versions(root: Path) -> list[str]:
@@ -229,13 +319,14 @@ def read_index(path: Path) -> IndexData:
             f"{FORMAT_VERSION}; rebuild it with `clinqa index build`"
         )
     try:
-        with (path / _CHUNKS).open(encoding="utf-8") as fh:
-            chunks = [Chunk.model_validate_json(line) for line in fh if line.strip()]
+        chunks = read_chunks(path)
         docs = json.loads((path / _DOCUMENTS).read_text(encoding="utf-8"))
         documents = {d["doc_id"]: DocumentInfo.model_validate(d) for d in docs}
         bm25 = bm25s.BM25.load(str(path / _BM25), show_progress=False)
         dense = faiss.read_index(str(path / _DENSE))
-        graph = KnowledgeGraph.from_dict(json.loads((path / _GRAPH).read_text(encoding="utf-8")))
+        if not (path / _EMBEDDINGS).is_file():
+            raise OSError(f"{_EMBEDDINGS} missing")
+        graph = read_graph(path)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, ValidationError) as exc:
         raise IndexUnavailableError(
             f"index {manifest.version} is corrupt or incomplete: {exc.__class__.__name__}: {exc}"

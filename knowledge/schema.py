@@ -17,6 +17,8 @@ class Concept(BaseModel):
     semantic_types: tuple[str, ...] = Field(default=(), description="UMLS semantic type ids (T047, ...).")
     synonyms: tuple[str, ...] = ()
     abbreviations: tuple[str, ...] = ()
+    xrefs: tuple[str, ...] = Field(default=(), description="Ids of the same concept elsewhere: DOID:9352, MONDO:...")
+    sources: tuple[str, ...] = Field(default=(), description="Vocabularies the concept came from: DOID, MONDO, ...")
 
 
 class Relation(BaseModel):

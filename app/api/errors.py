@@ -56,6 +56,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    409: "conflict",
     415: "unsupported_media_type",
     429: "rate_limited",
 }

@@ -52,17 +52,25 @@ class DenseRetriever:
 
 
 class ConceptRetriever:
-    """Chunks that mention the question's concepts, scored by summed concept tf-idf."""
+    """Chunks that mention the question's concepts (tf-idf of the mentions), or, at half weight, their
+    subtypes in the vocabulary: a question about anticoagulants also finds chunks naming apixaban."""
+
+    SUBTYPE_WEIGHT = 0.5
 
     def __init__(self, index: IndexData) -> None:
         self.graph = index.graph
 
     def run(self, query: Query, top_k: int) -> RankedList:
-        scores: dict[int, float] = {}
+        weights: dict[str, float] = {}
         for cid in dict.fromkeys(c.id for c in query.concepts):
+            weights[cid] = 1.0
+            for sub in self.graph.subtypes(cid):
+                weights.setdefault(sub, self.SUBTYPE_WEIGHT)
+        scores: dict[int, float] = {}
+        for cid, weight in weights.items():
             idf = self.graph.idf(cid)
             for row, count in self.graph.postings(cid):
-                scores[row] = scores.get(row, 0.0) + idf * (1.0 + np.log(count))
+                scores[row] = scores.get(row, 0.0) + weight * idf * (1.0 + np.log(count))
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]
         return RankedList(channel="concept", hits=tuple(ranked))
 

@@ -31,7 +31,7 @@ from app.pipeline.types import (
 )
 from app.pipeline.verify import CheckedSentence, CitationVerifier
 from indexer.analysis import Analyzer
-from indexer.dense import load_encoder
+from indexer.dense import configure_search, load_encoder
 from indexer.store import IndexData, IndexUnavailableError, read_index, resolve_version
 from knowledge.linker import ConceptLinker
 
@@ -103,8 +103,10 @@ class Pipeline:
     def __init__(self, settings: Settings, index: IndexData, encoder, reranker: CrossEncoderReranker | None) -> None:
         self.settings = settings
         self.index = index
+        self.encoder = encoder
         self.analyzer = Analyzer()
         check_compatible(index, settings, self.analyzer)
+        configure_search(index.dense, settings.faiss)
         linker = ConceptLinker(index.graph.concepts())
         self.term_stats = TermStatistics(index)
         self.rewriter = QueryRewriter(settings.rewrite, linker, index.graph)
@@ -126,6 +128,7 @@ class Pipeline:
         encoder = load_encoder(settings.encoder)
         reranker = CrossEncoderReranker(settings.rerank).load() if settings.rerank.model else None
         pipeline = cls(settings, index, encoder, reranker)
+        pipeline.warm_up()
         log.info(
             "pipeline ready",
             extra={
@@ -135,6 +138,14 @@ class Pipeline:
             },
         )
         return pipeline
+
+    def warm_up(self) -> None:
+        """One throw-away question, so the first user does not pay for lazy kernel initialisation."""
+        self.ask("warm-up question about treatment")
+
+    def with_index(self, index: IndexData) -> Pipeline:
+        """A pipeline over another index version that shares this one's loaded models."""
+        return Pipeline(self.settings, index, self.encoder, self.reranker)
 
     @property
     def index_version(self) -> str:

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+# A loader reads one file and returns the documents in it (one for Markdown, HTML, PDF or text;
+# many for JSONL, MedQuAD XML or PubMedQA JSON). `doc_id` is the id for the file: single-document
+# loaders use it as is, multi-document loaders derive one id per record from it (f"{doc_id}#{record}").
+Loader = Callable[[Path, str], list["Document"]]
 
 
 class LoaderError(Exception):
@@ -42,6 +50,15 @@ class Document:
     version: str | None = None
     disclaimer: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # For paged sources (PDF): the offset in `text` where each page starts; page n starts at
+    # page_starts[n - 1]. Empty for unpaged formats.
+    page_starts: tuple[int, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page number containing `offset`, or None for unpaged documents."""
+        if not self.page_starts:
+            return None
+        return bisect.bisect_right(self.page_starts, offset) or 1
 
     @property
     def sha256(self) -> str:

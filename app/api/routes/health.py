@@ -25,7 +25,8 @@ def healthz() -> Health:
     responses={503: {"description": "Not ready; the error message says why"}},
 )
 def readyz(request: Request) -> Health:
-    pipeline = request.app.state.pipeline
+    holder = request.app.state.holder
+    pipeline = holder.current
     if pipeline is None:
-        raise ApiError(503, "index_not_ready", request.app.state.not_ready_reason or "the index is still loading")
+        raise ApiError(503, "index_not_ready", holder.not_ready_reason or "the index is still loading")
     return Health(status="ready", index_version=pipeline.index_version)
