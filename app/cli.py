@@ -23,6 +23,8 @@ index_app = typer.Typer(no_args_is_help=True, help="Build and inspect index vers
 config_app = typer.Typer(no_args_is_help=True, help="Show configuration.")
 app.add_typer(index_app, name="index")
 app.add_typer(config_app, name="config")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on shared datasets or your own collection.")
+app.add_typer(eval_app, name="eval")
 
 out = Console()
 err = Console(stderr=True)
@@ -365,6 +367,58 @@ def concepts(
         ]
         if related:
             out.print(f"[bold]{top.name}[/]: " + "; ".join(related), highlight=False)
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    dataset: Annotated[str | None, typer.Option(help="pubmedqa or medquad (from --data).")] = None,
+    split: Annotated[str, typer.Option(help="test or train.")] = "test",
+    sample_files: Annotated[int, typer.Option(help="MedQuAD: use a fixed sample of N files (0 = all).")] = 0,
+    corpus: Annotated[Path | None, typer.Option(help='Your documents, JSONL {"id","title","text"}.')] = None,
+    queries: Annotated[Path | None, typer.Option(help='Your queries, JSONL {"id","text"}.')] = None,
+    qrels: Annotated[Path | None, typer.Option(help="TREC qrels: qid 0 docid grade.")] = None,
+    vocabulary: Annotated[Path | None, typer.Option(help="Concept vocabulary for the index.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Shared data folder (default $CLINQA_DATA or ../shared/data).")
+    ] = None,
+    work: Annotated[Path, typer.Option(help="Where evaluation corpora and indexes are kept.")] = Path(".cache/eval"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the table, JSON and TREC runs go.")] = Path(
+        "docs/results"
+    ),
+) -> None:
+    """Recall@1/5/10/50, MRR@10 and nDCG@10 for bm25, dense, concept and fused configurations."""
+    import os
+
+    from app.eval.datasets import DatasetError, from_files, medquad, pubmedqa
+    from app.eval.retrieval import evaluate_collection, markdown_table, prepare_index, write_outputs
+    from indexer.build import BuildError
+    from knowledge.vocabulary import VocabularyError
+
+    settings = load_settings()
+    _setup_logging(settings)
+    data_dir = data or Path(os.environ.get("CLINQA_DATA", "../shared/data"))
+    try:
+        if corpus or queries or qrels:
+            if not (corpus and queries and qrels):
+                raise fail("--corpus, --queries and --qrels go together", 2)
+            collection = from_files(corpus, queries, qrels)
+        elif dataset == "pubmedqa":
+            collection = pubmedqa(data_dir, split)
+        elif dataset == "medquad":
+            collection = medquad(data_dir, split, sample_files)
+        else:
+            raise fail("choose --dataset pubmedqa|medquad, or give --corpus/--queries/--qrels", 2)
+        run_settings = prepare_index(collection, work, settings, vocabulary)
+        with err.status(
+            f"indexing {len(collection.documents)} documents and running {len(collection.queries)} queries"
+        ):
+            result, report = evaluate_collection(collection, run_settings)
+    except (DatasetError, BuildError, VocabularyError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    out.print(markdown_table(result), highlight=False)
+    for path in write_outputs(result, out_dir)[:2]:
+        err.print(f"wrote {path}", highlight=False)
+    err.print(f"index: {report.chunks} chunks, {report.embedded} embedded this run", highlight=False)
 
 
 _BADGE = {

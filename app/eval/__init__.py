@@ -1,0 +1,1 @@
+"""Evaluation harnesses: retrieval quality on the shared datasets or any JSONL/qrels collection."""

@@ -1,0 +1,171 @@
+"""Retrieval evaluation: build (or reuse) an index for a collection, run each configuration, score it.
+
+Configurations (all from the same index, side by side):
+  bm25              BM25 on the question as asked
+  bm25+expansion    BM25 on the rewritten question (abbreviations expanded, concept synonyms added)
+  dense             FAISS over the sentence encoder
+  concept           chunks mentioning the question's concepts (and their subtypes)
+  hybrid            RRF of bm25 + dense (no knowledge graph at all)
+  hybrid+concepts   RRF of bm25+expansion + dense on the rewritten question + concept
+  ...+rerank        the cross-encoder over the fused list, when one is configured
+Chunk hits are scored at document level: a document is ranked by its best chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.config import CorpusSettings, IndexSettings, Settings
+from app.eval.datasets import Collection
+from app.eval.metrics import evaluate
+from app.pipeline.runner import Pipeline
+from app.pipeline.types import Query, RankedList, ScoredChunk
+from indexer.build import BuildReport, build_index
+
+DEPTH = 100
+
+
+@dataclass
+class EvalResult:
+    collection: str
+    queries: int
+    documents: int
+    chunks: int
+    index_version: str
+    metrics: dict[str, dict[str, float]]
+    seconds: dict[str, float]
+    runs: dict[str, dict[str, list[str]]]
+    notes: list[str]
+
+
+def prepare_index(collection: Collection, work: Path, settings: Settings, vocabulary: Path | None) -> Settings:
+    """Write the collection as JSONL under `work` and build its index there (incremental: a rerun with the
+    same documents embeds nothing)."""
+    base = collection.name.split("-")[0]
+    corpus = work / base / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    lines = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in collection.documents)
+    target = corpus / f"{base}.jsonl"
+    if (
+        not target.exists()
+        or hashlib.sha256(target.read_bytes()).hexdigest() != hashlib.sha256(lines.encode()).hexdigest()
+    ):
+        target.write_text(lines, encoding="utf-8")
+    return settings.model_copy(
+        update={
+            "corpus": CorpusSettings(paths=[corpus], vocabulary=vocabulary),
+            "index": IndexSettings(root=work / base / "indexes"),
+        }
+    )
+
+
+def _documents(hits: list[tuple[int, float]] | list[ScoredChunk], doc_of_row: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for hit in hits:
+        row = hit.row if isinstance(hit, ScoredChunk) else hit[0]
+        seen.setdefault(doc_of_row[row], None)
+    return list(seen)
+
+
+def run_configurations(
+    pipeline: Pipeline, collection: Collection
+) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
+    index = pipeline.index
+    doc_of_row = [c.doc_id.split("#", 1)[1] if "#" in c.doc_id else c.doc_id for c in index.chunks]
+    r = pipeline.retriever
+    runs: dict[str, dict[str, list[str]]] = {}
+    seconds: dict[str, float] = {}
+
+    def record(name: str, qid: str, ranked: list[str], started: float) -> None:
+        runs.setdefault(name, {})[qid] = ranked
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+
+    for qid, text in collection.queries.items():
+        t = time.perf_counter()
+        plain = Query(original=text, rewritten=text, bm25_text=text)
+        rich = pipeline.rewriter.run(text)
+        seconds["rewrite"] = seconds.get("rewrite", 0.0) + time.perf_counter() - t
+
+        t = time.perf_counter()
+        bm25 = r.bm25.run(plain, DEPTH)
+        record("bm25", qid, _documents(list(bm25.hits), doc_of_row), t)
+        t = time.perf_counter()
+        bm25x = r.bm25.run(rich, DEPTH)
+        record("bm25+expansion", qid, _documents(list(bm25x.hits), doc_of_row), t)
+        t = time.perf_counter()
+        dense = r.dense.run(plain, DEPTH)
+        record("dense", qid, _documents(list(dense.hits), doc_of_row), t)
+        t = time.perf_counter()
+        concept = r.concept.run(rich, DEPTH)
+        record("concept", qid, _documents(list(concept.hits), doc_of_row), t)
+        t = time.perf_counter()
+        hybrid = pipeline.fuser.run([bm25, dense], index.chunks, top_k=DEPTH)
+        record("hybrid", qid, _documents(hybrid, doc_of_row), t)
+        t = time.perf_counter()
+        dense_rich = dense if rich.rewritten == plain.rewritten else r.dense.run(rich, DEPTH)
+        lists: list[RankedList] = [bm25x, dense_rich, concept]
+        fused = pipeline.fuser.run(lists, index.chunks, top_k=DEPTH)
+        record("hybrid+concepts", qid, _documents(fused, doc_of_row), t)
+        if pipeline.reranker is not None:
+            t = time.perf_counter()
+            reranked = pipeline.reranker.run(rich, fused)
+            record("hybrid+concepts+rerank", qid, _documents(reranked, doc_of_row), t)
+    return runs, seconds
+
+
+def evaluate_collection(collection: Collection, settings: Settings) -> tuple[EvalResult, BuildReport]:
+    report = build_index(settings)
+    pipeline = Pipeline.load(settings)
+    runs, seconds = run_configurations(pipeline, collection)
+    metrics = {name: evaluate(run, collection.qrels) for name, run in runs.items()}
+    n = max(1, len(collection.queries))
+    result = EvalResult(
+        collection=collection.name,
+        queries=len(collection.queries),
+        documents=len(collection.documents),
+        chunks=len(pipeline.index.chunks),
+        index_version=pipeline.index_version,
+        metrics=metrics,
+        seconds={k: round(v * 1000 / n, 2) for k, v in seconds.items()},  # ms per query
+        runs=runs,
+        notes=collection.notes,
+    )
+    return result, report
+
+
+def markdown_table(result: EvalResult) -> str:
+    cols = ["recall@1", "recall@5", "recall@10", "recall@50", "mrr@10", "ndcg@10"]
+    lines = [
+        f"### {result.collection}: {result.queries} queries, {result.documents} documents, {result.chunks} chunks "
+        f"(index {result.index_version})",
+        "",
+        "| configuration | " + " | ".join(cols) + " | ms/query |",
+        "|---|" + "---:|" * (len(cols) + 1),
+    ]
+    for name, m in result.metrics.items():
+        values = " | ".join(f"{m.get(c, 0.0):.4f}" for c in cols)
+        lines.append(f"| {name} | {values} | {result.seconds.get(name, 0.0):.1f} |")
+    lines += [f"- {note}" for note in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(result: EvalResult, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / f"retrieval-{result.collection}.md"
+    md.write_text(markdown_table(result), encoding="utf-8")
+    js = out / f"retrieval-{result.collection}.json"
+    body = {k: v for k, v in result.__dict__.items() if k != "runs"}
+    js.write_text(json.dumps(body, indent=2), encoding="utf-8")
+    written = [md, js]
+    for name, run in result.runs.items():
+        path = out / f"run-{result.collection}-{name.replace('+', '_')}.trec"
+        with path.open("w", encoding="utf-8") as fh:
+            for qid, docs in run.items():
+                for rank, doc in enumerate(docs, start=1):
+                    fh.write(f"{qid} Q0 {doc} {rank} {1.0 / rank:.6f} clinqa-{name}\n")
+        written.append(path)
+    return written
