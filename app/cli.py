@@ -64,7 +64,19 @@ def config_show() -> None:
 @index_app.command("build")
 def index_build(
     corpus: Annotated[list[Path] | None, typer.Option("--corpus", help="Corpus directory (repeatable).")] = None,
-    vocabulary: Annotated[Path | None, typer.Option(help="Concept vocabulary YAML.")] = None,
+    vocabulary: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--vocabulary",
+            help="Concept vocabulary: clinqa YAML, OBO Graph JSON or a UMLS RRF folder (repeatable; merged).",
+        ),
+    ] = None,
+    mappings: Annotated[
+        list[Path] | None, typer.Option("--mappings", help="SSSOM mapping table joining vocabularies (repeatable).")
+    ] = None,
+    abbreviations: Annotated[
+        Path | None, typer.Option(help="Abbreviation inventory folder (Wikipedia list and/or ADAM).")
+    ] = None,
     no_vocabulary: Annotated[bool, typer.Option("--no-vocabulary", help="Build without concepts.")] = False,
     root: Annotated[Path | None, typer.Option(help="Index root directory.")] = None,
     device: Annotated[str | None, typer.Option(help="Embedding device: cpu, cuda.")] = None,
@@ -89,7 +101,9 @@ def index_build(
     corpus_settings = base.corpus.model_copy(
         update={
             **({"paths": corpus} if corpus else {}),
-            **({"vocabulary": vocabulary} if vocabulary else {}),
+            **({"vocabulary": vocabulary[0], "extra_vocabularies": vocabulary[1:]} if vocabulary else {}),
+            **({"mappings": mappings} if mappings else {}),
+            **({"abbreviations": abbreviations} if abbreviations else {}),
             **({"vocabulary": None} if no_vocabulary else {}),
         }
     )

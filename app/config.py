@@ -28,7 +28,17 @@ class CorpusSettings(_Section):
     paths: list[Path] = Field(default_factory=lambda: [Path("corpus/demo")], description="Corpus directories to index.")
     vocabulary: Path | None = Field(
         Path("corpus/demo/vocabulary.yaml"),
-        description="Concept vocabulary (clinqa YAML) for the knowledge graph; none disables concepts.",
+        description="Concept vocabulary for the knowledge graph: clinqa YAML, OBO Graph JSON (.json, .json.gz) "
+        "or a UMLS release folder (MRCONSO.RRF); none disables concepts.",
+    )
+    extra_vocabularies: list[Path] = Field(
+        default_factory=list, description="More vocabularies (same formats), merged into the first one."
+    )
+    mappings: list[Path] = Field(
+        default_factory=list, description="SSSOM mapping tables that join concepts of the vocabularies under one CUI."
+    )
+    abbreviations: Path | None = Field(
+        None, description="Abbreviation inventory folder (Wikipedia list and/or ADAM) whose senses add abbreviations."
     )
 
 

@@ -47,7 +47,7 @@ from indexer.store import (
 from knowledge.graph import KnowledgeGraph
 from knowledge.linker import ConceptLinker
 from knowledge.schema import Vocabulary
-from knowledge.vocabulary import load_vocabulary
+from knowledge.sources import load_knowledge
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,15 @@ def build_index(
         raise BuildError(
             f"no supported files ({', '.join(LOADERS)}) under {', '.join(map(str, settings.corpus.paths))}"
         )
-    vocabulary = load_vocabulary(settings.corpus.vocabulary) if settings.corpus.vocabulary else Vocabulary()
+    vocabulary = (
+        load_knowledge(
+            [settings.corpus.vocabulary, *settings.corpus.extra_vocabularies],
+            settings.corpus.mappings,
+            settings.corpus.abbreviations,
+        )
+        if settings.corpus.vocabulary
+        else Vocabulary()
+    )
     vocab_hash = _hash(vocabulary.model_dump(mode="json"))
     docs, skipped = _load_documents(files, hook)
     if not docs:
@@ -307,7 +315,9 @@ def build_index(
     timings["bm25"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    linker = ConceptLinker(vocabulary.concepts)
+    # Ambiguous abbreviations in a chunk are resolved through the vocabulary's relations to the chunk's
+    # other concepts; with no evidence every sense is kept.
+    linker = ConceptLinker(vocabulary.concepts, graph=KnowledgeGraph.build(vocabulary, []))
     old_mentions = dict(reused_rows) if previous is not None and previous.mentions is not None else {}
     mentions: list[list[str]] = []
     for row, text in enumerate(texts):

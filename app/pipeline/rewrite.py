@@ -32,6 +32,8 @@ class QueryRewriter:
                     end=m.end,
                     via=m.via,
                     semantic_types=concept.semantic_types,
+                    negated=m.negated,
+                    alternatives=m.alternatives,
                 )
             )
         rewritten = question

@@ -107,7 +107,8 @@ class Pipeline:
         self.analyzer = Analyzer()
         check_compatible(index, settings, self.analyzer)
         configure_search(index.dense, settings.faiss)
-        linker = ConceptLinker(index.graph.concepts())
+        # Query-time sense choice for ambiguous abbreviations: corpus co-occurrence (PMI) plus relations.
+        linker = ConceptLinker(index.graph.concepts(), context_score=index.graph.context_score)
         self.term_stats = TermStatistics(index)
         self.rewriter = QueryRewriter(settings.rewrite, linker, index.graph)
         self.retriever = HybridRetriever(settings.retrieve, index, self.analyzer, encoder)

@@ -42,6 +42,10 @@ class ConceptMatch(_Frozen):
     end: int
     via: Literal["name", "synonym", "abbreviation"]
     semantic_types: tuple[str, ...] = ()
+    negated: bool = Field(False, description='Inside a negation scope ("no evidence of sepsis").')
+    alternatives: tuple[str, ...] = Field(
+        (), description="Other concepts the same words could name, when this sense was chosen from context."
+    )
 
 
 class Query(_Frozen):
