@@ -396,5 +396,5 @@ def verify_version(path: Path) -> None:
     """Read a version back the way the server will; raises `IndexUnavailableError` when it is not usable."""
     data = read_index(path)
     for chunk in data.chunks:
-        if len(chunk.text) != chunk.end - chunk.start:
+        if chunk.source_offset(len(chunk.text)) != chunk.end or chunk.source_offset(0) != chunk.start:
             raise IndexUnavailableError(f"chunk {chunk.id} offsets do not match its text length")

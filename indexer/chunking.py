@@ -21,6 +21,7 @@ TokenCounter = Callable[[str], int]
 
 _BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
 _WORD_RE = re.compile(r"\S+")
+_PIECE_RE = re.compile(r"\w{1,20}|[^\w\s]{1,10}")
 
 
 def chunk_id(doc_id: str, section_path: tuple[str, ...], start: int, end: int) -> str:
@@ -56,14 +57,20 @@ class SectionChunker:
                 text = document.text[span.start : span.end]
                 chunks.append(
                     Chunk(
-                        id=chunk_id(document.doc_id, section.path, span.start, span.end),
+                        id=chunk_id(
+                            document.doc_id,
+                            section.path,
+                            document.source_offset(span.start),
+                            document.source_offset(span.end),
+                        ),
                         doc_id=document.doc_id,
                         ordinal=len(chunks),
                         section_path=section.path,
                         breadcrumb=crumb,
                         text=text,
-                        start=span.start,
-                        end=span.end,
+                        start=document.source_offset(span.start),
+                        end=document.source_offset(span.end),
+                        anchors=document.anchors_within(span.start, span.end),
                         page=document.page_at(span.start),
                         n_tokens=self.count_tokens(f"{crumb}\n{text}"),
                     )
@@ -95,7 +102,7 @@ class SectionChunker:
         run_start: int | None = None
         run_end = span.start
         run_tokens = 0
-        for m in _WORD_RE.finditer(text, span.start, span.end):
+        for m in self._pieces(text, span, budget):
             tokens = self.count_tokens(m.group())
             if run_start is not None and run_tokens + tokens > budget:
                 yield Span(run_start, run_end), run_tokens
@@ -105,6 +112,15 @@ class SectionChunker:
             run_end, run_tokens = m.end(), run_tokens + tokens
         if run_start is not None:
             yield Span(run_start, run_end), run_tokens
+
+    def _pieces(self, text: str, span: Span, budget: int) -> Iterator[re.Match[str]]:
+        """Whitespace-separated words; a word over the budget on its own (a long URL, a run of citation
+        links) is cut further at letter/punctuation boundaries so no chunk has to exceed the budget."""
+        for m in _WORD_RE.finditer(text, span.start, span.end):
+            if len(m.group()) < budget or self.count_tokens(m.group()) <= budget:
+                yield m
+            else:
+                yield from _PIECE_RE.finditer(text, m.start(), m.end())
 
     @staticmethod
     def _pack(text: str, units: Iterator[tuple[Span, int]], budget: int) -> Iterator[Span]:

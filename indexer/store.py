@@ -31,9 +31,10 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from indexer.loaders.base import map_offset
 from knowledge.graph import KnowledgeGraph
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT_LINK = "current"
 _MANIFEST, _CHUNKS, _DOCUMENTS, _BM25, _DENSE, _EMBEDDINGS, _GRAPH = (
     "manifest.json",
@@ -52,7 +53,8 @@ class IndexUnavailableError(Exception):
 
 
 class Chunk(BaseModel):
-    """A retrievable passage: the verbatim slice `text == source[start:end]` of one document section."""
+    """A retrievable passage of one document section: `text` is source[start:end] as the loader rendered
+    it (verbatim, except Markdown links shown as their text; `anchors` then map offsets back)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,6 +68,14 @@ class Chunk(BaseModel):
     end: int
     page: int | None = None
     n_tokens: int = Field(description="Encoder tokens of breadcrumb + text.")
+    anchors: tuple[tuple[int, int], ...] = Field(
+        default=(),
+        description="(offset in text, offset in the source file) pairs where text is not the source verbatim.",
+    )
+
+    def source_offset(self, offset: int) -> int:
+        """Character offset in the source file of `offset` in `text`."""
+        return map_offset(self.anchors, offset, self.start)
 
     @property
     def search_text(self) -> str:

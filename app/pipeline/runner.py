@@ -251,8 +251,8 @@ class Pipeline:
                             quote=chunk.text[ref.start : ref.end],
                             start=ref.start,
                             end=ref.end,
-                            source_start=chunk.start + ref.start,
-                            source_end=chunk.start + ref.end,
+                            source_start=chunk.source_offset(ref.start),
+                            source_end=chunk.source_offset(ref.end),
                             chunk_text=chunk.text,
                         )
                     )

@@ -13,6 +13,19 @@ from pathlib import Path
 # loaders use it as is, multi-document loaders derive one id per record from it (f"{doc_id}#{record}").
 Loader = Callable[[Path, str], list["Document"]]
 
+Anchors = tuple[tuple[int, int], ...]
+"""(text offset, source offset) pairs, sorted: from each text offset on, text and source advance together
+until the next pair. Empty when the text is the source verbatim."""
+
+
+def map_offset(anchors: Anchors, pos: int, base: int = 0) -> int:
+    """The source offset of text offset `pos` (`base + pos` before the first anchor)."""
+    i = bisect.bisect_right(anchors, (pos, float("inf"))) - 1
+    if i < 0:
+        return base + pos
+    text_at, source_at = anchors[i]
+    return source_at + (pos - text_at)
+
 
 class LoaderError(Exception):
     """A source file that cannot be read as a document; the build reports it and skips the file."""
@@ -53,6 +66,25 @@ class Document:
     # For paged sources (PDF): the offset in `text` where each page starts; page n starts at
     # page_starts[n - 1]. Empty for unpaged formats.
     page_starts: tuple[int, ...] = ()
+    # Where `text` is a rendering of the file (Markdown links shown as their text), the offsets back
+    # into the file; empty when `text` is the file's text verbatim.
+    source_anchors: Anchors = ()
+
+    def source_offset(self, offset: int) -> int:
+        """Character offset in the source file of `offset` in `text`."""
+        return map_offset(self.source_anchors, offset)
+
+    def anchors_within(self, start: int, end: int) -> Anchors:
+        """Anchors for text[start:end], relative to `start`: empty when that stretch is verbatim."""
+        if not self.source_anchors:
+            return ()
+        lo = bisect.bisect_left(self.source_anchors, (start, -1))
+        hi = bisect.bisect_right(self.source_anchors, (end, float("inf")))
+        inner = self.source_anchors[lo:hi]
+        if not inner:
+            return ()
+        head = () if inner[0][0] == start else ((0, self.source_offset(start)),)
+        return head + tuple((t - start, s) for t, s in inner)
 
     def page_at(self, offset: int) -> int | None:
         """1-based page number containing `offset`, or None for unpaged documents."""

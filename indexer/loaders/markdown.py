@@ -8,11 +8,16 @@ from typing import Any
 
 import yaml
 
-from indexer.loaders.base import Document, LoaderError, Section
+from indexer.loaders.base import Anchors, Document, LoaderError, Section
 
 _FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+# Inline links and images whose text holds no brackets and no blank line: [text](target), ![alt](target "t").
+_LINK_RE = re.compile(
+    r"!?\[((?:[^\[\]\n]|\n(?![ \t]*\n)){0,500})\]"  # the text: up to 500 characters, no blank line
+    r"\((?:[^()\s]|\([^()\s]*\))*(?:[ \t]+\"[^\"\n]*\")?\)"  # (target "optional title")
+)
 
 # Front-matter keys we read, with the spellings seen in real corpora (NCI PDQ uses lastReviewed).
 _META_KEYS: dict[str, tuple[str, ...]] = {
@@ -81,6 +86,30 @@ def parse_sections(text: str, body_start: int) -> tuple[list[Section], str | Non
     return [s for s in sections if text[s.body_start : s.body_end].strip()], first_h1
 
 
+def render_links(text: str, start: int = 0) -> tuple[str, Anchors]:
+    """text[start:] with inline links and images shown as their text, and the anchors back into `text`.
+
+    NCI PDQ summaries spend almost a third of their characters on link targets (glossary pop-ups,
+    citation anchors such as `[[3](#cit/section_6.3)]`, rendered here as `[3]`); indexed raw, they
+    would crowd the encoder's token budget and the BM25 vocabulary with URL fragments.
+    """
+    out: list[str] = []
+    anchors: list[tuple[int, int]] = []
+    length = 0
+    pos = start
+    for m in _LINK_RE.finditer(text, start):
+        out.append(text[pos : m.start()])
+        length += m.start() - pos
+        label_start = m.start(1)
+        anchors.append((length, label_start))
+        out.append(m.group(1))
+        length += len(m.group(1))
+        anchors.append((length, m.end()))
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out), tuple(anchors)
+
+
 def load_markdown(path: Path, doc_id: str) -> Document:
     """Load one Markdown file; raises `LoaderError` for unreadable or malformed input."""
     try:
@@ -90,6 +119,9 @@ def load_markdown(path: Path, doc_id: str) -> Document:
     if "\x00" in text:
         raise LoaderError(str(path), "binary content (NUL bytes) in a Markdown file")
     meta, body_start = parse_front_matter(text, str(path))
+    body, anchors = render_links(text, body_start)
+    source_anchors = tuple((t + body_start, s) for t, s in anchors)
+    text = text[:body_start] + body
     sections, first_h1 = parse_sections(text, body_start)
     if not sections:
         raise LoaderError(str(path), "no text after the front matter")
@@ -107,5 +139,6 @@ def load_markdown(path: Path, doc_id: str) -> Document:
         title=title,
         sections=tuple(sections),
         extra=extra,
+        source_anchors=source_anchors,
         **fields,
     )

@@ -84,3 +84,18 @@ def test_chunks_are_verbatim_within_budget_and_cover_all_words(tmp_path_factory,
         assert c.n_tokens <= budget or words(c.text) == 1  # only a single giant word may exceed
     expected = ["Intro.", *(w for _, paras in sections for p in paras for w in p.split())]
     assert [w for c in chunks for w in c.text.split()] == expected
+
+
+def test_a_word_longer_than_the_budget_is_cut_rather_than_overflowing(tmp_path):
+    # A run of citation targets with no whitespace: one "word" of hundreds of tokens.
+    def pieces(text: str) -> int:  # a rough sub-word count: letters/digit runs and punctuation runs
+        import re
+
+        return len(re.findall(r"\w+|[^\w\s]+", text))
+
+    blob = "".join(f"x{i}/#cit/section_{i}," for i in range(120))
+    doc = doc_from(tmp_path, f"# Long\n\nBefore the blob. {blob} After the blob.\n")
+    chunks = SectionChunker(ChunkSettings(max_tokens=64), pieces).run(doc)
+    assert len(chunks) > 5
+    assert all(c.n_tokens <= 64 for c in chunks)
+    assert "".join(c.text for c in chunks).replace(" ", "") == doc.text.split("\n\n", 1)[1].strip().replace(" ", "")
