@@ -391,7 +391,11 @@ def eval_retrieval(
     corpus: Annotated[Path | None, typer.Option(help='Your documents, JSONL {"id","title","text"}.')] = None,
     queries: Annotated[Path | None, typer.Option(help='Your queries, JSONL {"id","text"}.')] = None,
     qrels: Annotated[Path | None, typer.Option(help="TREC qrels: qid 0 docid grade.")] = None,
-    vocabulary: Annotated[Path | None, typer.Option(help="Concept vocabulary for the index.")] = None,
+    vocabulary: Annotated[
+        list[Path] | None, typer.Option("--vocabulary", help="Concept vocabulary (repeatable; as in index build).")
+    ] = None,
+    mappings: Annotated[list[Path] | None, typer.Option("--mappings", help="SSSOM mapping table (repeatable).")] = None,
+    abbreviations: Annotated[Path | None, typer.Option(help="Abbreviation inventory folder.")] = None,
     data: Annotated[
         Path | None, typer.Option(help="Shared data folder (default $CLINQA_DATA or ../shared/data).")
     ] = None,
@@ -422,7 +426,7 @@ def eval_retrieval(
             collection = medquad(data_dir, split, sample_files)
         else:
             raise fail("choose --dataset pubmedqa|medquad, or give --corpus/--queries/--qrels", 2)
-        run_settings = prepare_index(collection, work, settings, vocabulary)
+        run_settings = prepare_index(collection, work, settings, vocabulary or [], mappings or [], abbreviations)
         with err.status(
             f"indexing {len(collection.documents)} documents and running {len(collection.queries)} queries"
         ):

@@ -42,7 +42,14 @@ class EvalResult:
     notes: list[str]
 
 
-def prepare_index(collection: Collection, work: Path, settings: Settings, vocabulary: Path | None) -> Settings:
+def prepare_index(
+    collection: Collection,
+    work: Path,
+    settings: Settings,
+    vocabularies: list[Path],
+    mappings: list[Path] | None = None,
+    abbreviations: Path | None = None,
+) -> Settings:
     """Write the collection as JSONL under `work` and build its index there (incremental: a rerun with the
     same documents embeds nothing)."""
     base = collection.name.split("-")[0]
@@ -57,7 +64,13 @@ def prepare_index(collection: Collection, work: Path, settings: Settings, vocabu
         target.write_text(lines, encoding="utf-8")
     return settings.model_copy(
         update={
-            "corpus": CorpusSettings(paths=[corpus], vocabulary=vocabulary),
+            "corpus": CorpusSettings(
+                paths=[corpus],
+                vocabulary=vocabularies[0] if vocabularies else None,
+                extra_vocabularies=list(vocabularies[1:]),
+                mappings=list(mappings or []),
+                abbreviations=abbreviations,
+            ),
             "index": IndexSettings(root=work / base / "indexes"),
         }
     )

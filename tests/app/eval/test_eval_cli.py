@@ -1,0 +1,55 @@
+"""`clinqa eval retrieval` on files the test writes, run as a real subprocess."""
+
+import json
+
+import pytest
+
+from tests.helpers import clinqa
+from tests.test_cli import env
+
+pytestmark = pytest.mark.unit
+
+DOCS = [
+    {"id": "gout", "title": "Gout", "text": "Allopurinol lowers serum urate in gout; the target is below 360 umol/L."},
+    {"id": "asthma", "title": "Asthma", "text": "An acute asthma attack is treated with oral prednisolone for 5 days."},
+    {"id": "af", "title": "Atrial fibrillation", "text": "A DOAC is preferred to warfarin for atrial fibrillation."},
+]
+QUERIES = [
+    {"id": "q1", "text": "urate target on allopurinol"},
+    {"id": "q2", "text": "steroid for an asthma attack"},
+    {"id": "q3", "text": "anticoagulant for afib"},
+]
+VOCABULARY = """\
+concepts:
+  - id: "C0004238"
+    name: "Atrial fibrillation"
+    synonyms: ["afib"]
+"""
+
+
+def test_eval_retrieval_scores_every_configuration(tmp_path):
+    corpus, queries, qrels = tmp_path / "docs.jsonl", tmp_path / "q.jsonl", tmp_path / "qrels.txt"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    queries.write_text("".join(json.dumps(q) + "\n" for q in QUERIES))
+    qrels.write_text("q1 0 gout 1\nq2 0 asthma 1\nq3 0 af 1\n")
+    (tmp_path / "v.yaml").write_text(VOCABULARY)
+    out = tmp_path / "results"
+    args = ["--corpus", str(corpus), "--queries", str(queries), "--qrels", str(qrels)]
+    r = clinqa(
+        "eval", "retrieval", *args, "--vocabulary", str(tmp_path / "v.yaml"),
+        "--work", str(tmp_path / "work"), "--out", str(out), env=env(),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "| hybrid+concepts |" in r.stdout
+    result = json.loads((out / "retrieval-docs.json").read_text())
+    assert result["queries"] == 3 and result["documents"] == 3
+    assert set(result["metrics"]) >= {"bm25", "bm25+expansion", "dense", "concept", "hybrid", "hybrid+concepts"}
+    assert result["metrics"]["hybrid+concepts"]["recall@10"] == 1.0
+    assert result["metrics"]["concept"]["recall@1"] == pytest.approx(1 / 3)  # only q3 names a concept
+    run = (out / "run-docs-bm25.trec").read_text().splitlines()
+    assert run[0].split()[:4] == ["q1", "Q0", "gout", "1"]
+
+
+def test_eval_retrieval_half_given_files_is_a_usage_error(tmp_path):
+    r = clinqa("eval", "retrieval", "--corpus", str(tmp_path / "docs.jsonl"), env=env())
+    assert r.returncode == 2 and "go together" in r.stderr
