@@ -15,8 +15,9 @@ MedQuAD recall: share of documents whose <Focus> CUI(s) the linker finds in the 
 and answers. The demo vocabulary is small and mostly cardiovascular/respiratory, so its recall is
 low by construction; "covered" is the share of documents whose focus CUI is in the vocabulary at all.
 
-Also writes bench/results/linker_precision_sample.txt: 30 random mentions per vocabulary (and random
-tolerant and negated ones) with their context, for checking precision by hand.
+Also writes .cache/linker_precision_sample.txt (not committed: it quotes the data): 30 random
+mentions per vocabulary (and random tolerant and negated ones) with their context, for checking
+precision by hand.
 Data are read in place from $CLINQA_DATA (default ../shared/data); nothing is copied.
 """
 
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from knowledge.linker import ConceptLinker, Mention
 from knowledge.schema import Concept, Vocabulary
+from knowledge.sources import load_knowledge
 from knowledge.vocabulary import load_vocabulary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -297,7 +299,7 @@ def main() -> None:
     parser.add_argument("--medquad-docs", type=int, default=2000, help="MedQuAD documents to sample (0 = all).")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "linker.json")
-    parser.add_argument("--sample-out", type=Path, default=REPO / "bench" / "results" / "linker_precision_sample.txt")
+    parser.add_argument("--sample-out", type=Path, default=REPO / ".cache" / "linker_precision_sample.txt")
     args = parser.parse_args()
     pdq_dir, medquad_dir = args.data / "nci" / "pdq", args.data / "medquad"
     for d in (pdq_dir, medquad_dir):
@@ -310,6 +312,15 @@ def main() -> None:
     vocabularies: dict[str, list[Concept]] = {"demo": list(demo.concepts)}
     if doid is not None:
         vocabularies["doid"] = list(doid.concepts)
+        # What an index build with every shared source uses: demo + DO merged through the MONDO mappings,
+        # plus the abbreviation inventories.
+        onto = args.data / "ontology"
+        merged = load_knowledge(
+            [args.vocabulary, onto / "doid-2018-07-05.json.gz"],
+            [onto / "mondo_exactmatch_doid.sssom.tsv", onto / "mondo_exactmatch_umls.sssom.tsv"],
+            args.data / "abbreviations",
+        )
+        vocabularies["demo+doid+mondo+abbrev"] = list(merged.concepts)
 
     texts = pdq_sample(pdq_dir, args.pdq_mb, random.Random(SEED))
     pdq_known = lexicon(p.read_text(encoding="utf-8") for p in sorted(pdq_dir.glob("*.md")))
@@ -387,6 +398,7 @@ def main() -> None:
         "Mark each line correct or not; the concept is correct when the [[span]] means that concept here.",
         "",
     ]
+    args.sample_out.parent.mkdir(parents=True, exist_ok=True)
     args.sample_out.write_text("\n".join(header + sample_lines))
     print(f"wrote {args.out} and {args.sample_out} in {result['seconds']} s")
 

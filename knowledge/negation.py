@@ -121,6 +121,19 @@ PSEUDO_TRIGGERS: tuple[str, ...] = (
     "cannot be excluded",
     "not excluded",
     "not be excluded",
+    # Reference text says what does not exist for a disease, not that the disease is absent:
+    # "there is no cure for dermatomyositis", "no standard staging system for astrocytoma".
+    "no cure",
+    "no known cure",
+    "no treatment",
+    "no specific treatment",
+    "no effective treatment",
+    "no approved",
+    "no proven",
+    "no standard",
+    "no single test",
+    "no specific test",
+    "no specific medicine",
 )
 TERMINATORS: tuple[str, ...] = (
     "but",
@@ -133,6 +146,7 @@ TERMINATORS: tuple[str, ...] = (
     "aside from",
     "nevertheless",
     "whereas",
+    "while",
     "secondary to",
 )
 # Pre-triggers that, with nothing after them in the sentence, look back instead: "PE ruled out."

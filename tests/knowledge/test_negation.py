@@ -106,3 +106,18 @@ def test_post_trigger_never_crosses_a_boundary_or_conjunction(before, mid, sep, 
 @given(st.sampled_from(PRE_TRIGGERS), st.lists(st.sampled_from(FILLER), max_size=MAX_SCOPE_WORDS - 1))
 def test_pre_trigger_reaches_a_mention_in_its_scope(trigger, mid):
     assert _fever_negated(f"{trigger} {' '.join(mid)} fever")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # Found false in the hand-checked MedQuAD sample (bench/linker.py): reference text says what
+        # does not exist for a disease, not that the disease is absent.
+        ("There is no cure for sepsis, but it can be treated.", {"sepsis": False}),
+        ("There is no specific treatment for atrial fibrillation.", {"atrial fibrillation": False}),
+        ("No single test can diagnose DVT.", {"DVT": False}),
+        ("Some have no cough while others report fever.", {"cough": True, "fever": False}),
+    ],
+)
+def test_reference_text_pseudo_negations(text, expected):
+    assert negated(text) == expected
