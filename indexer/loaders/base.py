@@ -27,6 +27,19 @@ def map_offset(anchors: Anchors, pos: int, base: int = 0) -> int:
     return source_at + (pos - text_at)
 
 
+# Metadata keys that fill `Document` fields, with the spellings seen in real corpora (NCI PDQ front
+# matter uses lastReviewed); shared by the Markdown front matter and JSONL records.
+META_KEYS: dict[str, tuple[str, ...]] = {
+    "title": ("title",),
+    "organisation": ("organisation", "organization", "source", "publisher"),
+    "url": ("url", "source_url"),
+    "published": ("published", "date", "datePublished"),
+    "reviewed": ("reviewed", "lastReviewed", "last_reviewed", "dateModified"),
+    "version": ("version",),
+    "disclaimer": ("disclaimer",),
+}
+
+
 class LoaderError(Exception):
     """A source file that cannot be read as a document; the build reports it and skips the file."""
 
@@ -95,3 +108,9 @@ class Document:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def rooted_at_title(sections: list[Section], title: str) -> list[Section]:
+    """Sections whose paths start at the document's title, for sources with no level-1 heading:
+    breadcrumbs always begin with the document."""
+    return [Section((title, *s.path), s.body_start, s.body_end) for s in sections]

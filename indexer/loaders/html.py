@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from indexer.loaders.base import Document, LoaderError, Section
+from indexer.loaders.base import Document, LoaderError, Section, rooted_at_title
 
 # Elements whose content is never document text. <header> is site furniture only outside an article
 # (see _TextExtractor._skips): inside <article> or <main> it holds the article's own title.
@@ -371,7 +371,7 @@ def load_html(path: Path, doc_id: str) -> Document:
     title = parsed.title or first_h1 or path.stem
     if first_h1 is None:
         # Breadcrumbs always start at the document's title, even when the page has no level-1 heading.
-        sections = [Section((title, *s.path), s.body_start, s.body_end) for s in sections]
+        sections = rooted_at_title(sections, title)
     fields = {name: next((parsed.meta[k] for k in keys if k in parsed.meta), None) for name, keys in _META_KEYS.items()}
     extra = {"description": parsed.meta["description"]} if "description" in parsed.meta else {}
     return Document(

@@ -10,18 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from indexer.loaders.base import Document, LoaderError, Section
+from indexer.loaders.base import META_KEYS, Document, LoaderError, Section
 from indexer.loaders.text import read_text_file
 
-# Record keys that fill `Document` metadata fields, with the spellings the Markdown loader accepts too.
-_META_KEYS: dict[str, tuple[str, ...]] = {
-    "organisation": ("organisation", "organization", "source", "publisher"),
-    "url": ("url", "source_url"),
-    "published": ("published", "date", "datePublished"),
-    "reviewed": ("reviewed", "lastReviewed", "last_reviewed", "dateModified"),
-    "version": ("version",),
-    "disclaimer": ("disclaimer",),
-}
 _RESERVED = {"id", "title", "text"}
 
 
@@ -57,7 +48,7 @@ def parse_record(line: str, doc_id: str, source_path: str) -> Document:
     title = _scalar(record.get("title")) or record_id
     used = set(_RESERVED)
     fields: dict[str, str | None] = {}
-    for name, keys in _META_KEYS.items():
+    for name, keys in ((k, v) for k, v in META_KEYS.items() if k != "title"):
         key = next((k for k in keys if _scalar(record.get(k)) is not None), None)
         fields[name] = _scalar(record[key]) if key else None
         used.update(keys)

@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from indexer.loaders.base import Anchors, Document, LoaderError, Section
+from indexer.loaders.base import META_KEYS, Anchors, Document, LoaderError, Section, rooted_at_title
+from indexer.loaders.text import read_text_file
 
 _FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _HEADING_RE = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
@@ -18,17 +19,6 @@ _LINK_RE = re.compile(
     r"!?\[((?:[^\[\]\n]|\n(?![ \t]*\n)){0,500})\]"  # the text: up to 500 characters, no blank line
     r"\((?:[^()\s]|\([^()\s]*\))*(?:[ \t]+\"[^\"\n]*\")?\)"  # (target "optional title")
 )
-
-# Front-matter keys we read, with the spellings seen in real corpora (NCI PDQ uses lastReviewed).
-_META_KEYS: dict[str, tuple[str, ...]] = {
-    "title": ("title",),
-    "organisation": ("organisation", "organization", "source", "publisher"),
-    "url": ("url", "source_url"),
-    "published": ("published", "date", "datePublished"),
-    "reviewed": ("reviewed", "lastReviewed", "last_reviewed", "dateModified"),
-    "version": ("version",),
-    "disclaimer": ("disclaimer",),
-}
 
 
 def _scalar(value: Any) -> str | None:
@@ -112,12 +102,7 @@ def render_links(text: str, start: int = 0) -> tuple[str, Anchors]:
 
 def load_markdown(path: Path, doc_id: str) -> Document:
     """Load one Markdown file; raises `LoaderError` for unreadable or malformed input."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LoaderError(str(path), f"cannot read as UTF-8 text ({exc.__class__.__name__})") from exc
-    if "\x00" in text:
-        raise LoaderError(str(path), "binary content (NUL bytes) in a Markdown file")
+    text = read_text_file(path)
     meta, body_start = parse_front_matter(text, str(path))
     body, anchors = render_links(text, body_start)
     source_anchors = tuple((t + body_start, s) for t, s in anchors)
@@ -125,12 +110,12 @@ def load_markdown(path: Path, doc_id: str) -> Document:
     sections, first_h1 = parse_sections(text, body_start)
     if not sections:
         raise LoaderError(str(path), "no text after the front matter")
-    fields = {key: next((_scalar(meta[k]) for k in keys if k in meta), None) for key, keys in _META_KEYS.items()}
+    fields = {key: next((_scalar(meta[k]) for k in keys if k in meta), None) for key, keys in META_KEYS.items()}
     title = fields.pop("title") or first_h1 or path.stem
     if first_h1 is None:
         # Breadcrumbs always start at the document's title, even when the file has no level-1 heading.
-        sections = [Section((title, *s.path), s.body_start, s.body_end) for s in sections]
-    used = {k for keys in _META_KEYS.values() for k in keys}
+        sections = rooted_at_title(sections, title)
+    used = {k for keys in META_KEYS.values() for k in keys}
     extra = {k: v for k, raw in meta.items() if k not in used and (v := _scalar(raw)) is not None}
     return Document(
         doc_id=doc_id,
