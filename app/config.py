@@ -91,6 +91,12 @@ class RetrieveSettings(_Section):
 class FuseSettings(_Section):
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant k (Cormack et al., 2009).")
     top_k: int = Field(20, ge=1, le=200, description="Chunks kept after fusion.")
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"bm25": 1.0, "dense": 1.0, "concept": 0.5},
+        description="Per-channel weight of the 1 / (k + rank) terms; a channel not named weighs 1. "
+        "The concept channel is a supporting signal: at full weight it lets generic concepts "
+        "('disease', 'cancer') pull in off-topic chunks (see docs/results/retrieval-*.md).",
+    )
 
 
 class RerankSettings(_Section):

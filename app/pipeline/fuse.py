@@ -7,7 +7,8 @@ from app.pipeline.types import Chunk, RankedList, ScoredChunk
 
 
 class ReciprocalRankFuser:
-    """Fuse ranked lists with reciprocal rank fusion (Cormack et al., 2009): sum of 1 / (k + rank)."""
+    """Fuse ranked lists with reciprocal rank fusion (Cormack et al., 2009): sum of w / (k + rank), w the
+    channel's weight."""
 
     def __init__(self, settings: FuseSettings) -> None:
         if settings.rrf_k <= 0:
@@ -20,8 +21,9 @@ class ReciprocalRankFuser:
         scores: dict[int, dict[str, float]] = {}
         ranks: dict[int, dict[str, int]] = {}
         for lst in ranked:
+            weight = self.settings.weights.get(lst.channel, 1.0)
             for rank, (row, score) in enumerate(lst.hits, start=1):
-                fused[row] = fused.get(row, 0.0) + 1.0 / (k + rank)
+                fused[row] = fused.get(row, 0.0) + weight / (k + rank)
                 scores.setdefault(row, {})[lst.channel] = score
                 ranks.setdefault(row, {})[lst.channel] = rank
         order = sorted(fused, key=lambda r: (-fused[r], r))[: top_k or self.settings.top_k]

@@ -49,15 +49,24 @@ _ranked = st.lists(st.integers(0, 49), unique=True, max_size=20).map(
 @given(st.lists(_ranked, max_size=3), st.integers(1, 100), st.integers(1, 30))
 def test_rrf_properties(lists, k, top_k):
     ranked = [RankedList(channel=ch, hits=h) for ch, h in zip(("bm25", "dense", "concept"), lists, strict=False)]
-    out = ReciprocalRankFuser(FuseSettings(rrf_k=k)).run(ranked, CHUNKS, top_k=top_k)
+    settings = FuseSettings(rrf_k=k, weights={"bm25": 1.0, "dense": 1.0, "concept": 0.5})
+    out = ReciprocalRankFuser(settings).run(ranked, CHUNKS, top_k=top_k)
     all_rows = {r for lst in ranked for r, _ in lst.hits}
     assert len(out) == min(top_k, len(all_rows))
     assert [c.score for c in out] == sorted((c.score for c in out), reverse=True)
     for c in out:
-        expected = sum(1 / (k + rank) for rank in c.ranks.values())
+        expected = sum(settings.weights[ch] / (k + rank) for ch, rank in c.ranks.items())
         assert c.score == pytest.approx(expected)
         assert c.chunk is CHUNKS[c.row]
     # A row ranked first by every channel that saw anything must come out first.
     firsts = {lst.hits[0][0] for lst in ranked if lst.hits}
     if len(firsts) == 1 and all(lst.hits for lst in ranked):
         assert out[0].row == firsts.pop()
+
+
+def test_channel_weights_scale_their_terms():
+    lists = [RankedList(channel="bm25", hits=((1, 9.0),)), RankedList(channel="concept", hits=((2, 3.0),))]
+    equal = ReciprocalRankFuser(FuseSettings(weights={})).run(lists, CHUNKS)
+    assert equal[0].score == equal[1].score == pytest.approx(1 / 61)
+    out = ReciprocalRankFuser(FuseSettings(weights={"concept": 0.5})).run(lists, CHUNKS)
+    assert [c.chunk.id for c in out] == ["c1", "c2"] and out[1].score == pytest.approx(0.5 / 61)
