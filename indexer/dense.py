@@ -45,6 +45,10 @@ def load_encoder(settings: EncoderSettings):  # -> SentenceTransformer (imported
     hf_logging.disable_progress_bar()  # no "Loading weights" bars in server logs or CLI output
 
     path = resolve_model_path(settings.model)
+    if settings.precision != "fp32" and not settings.device.startswith("cuda"):
+        raise EncoderLoadError(
+            f"encoder.precision={settings.precision} needs a CUDA device (encoder.device is {settings.device!r})"
+        )
     if os.path.isdir(path):
         # A local model must never reach for the hub (no network in many hospital deployments).
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,7 +58,13 @@ def load_encoder(settings: EncoderSettings):  # -> SentenceTransformer (imported
         raise EncoderLoadError(
             f"cannot load encoder {settings.model!r} (resolved to {path!r}): {exc.__class__.__name__}: {exc}"
         ) from exc
-    log.info("encoder loaded", extra={"model": settings.model, "device": settings.device})
+    if settings.precision != "fp32":
+        import torch
+
+        model = model.to(torch.float16 if settings.precision == "fp16" else torch.bfloat16)
+    log.info(
+        "encoder loaded", extra={"model": settings.model, "device": settings.device, "precision": settings.precision}
+    )
     return model
 
 

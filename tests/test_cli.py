@@ -42,6 +42,19 @@ def test_empty_question_and_missing_corpus(tmp_path):
     assert not (tmp_path / "i" / "current").exists()
 
 
+def test_encoder_options_are_checked_before_anything_is_built(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "gout.md").write_text("# Gout\n\n## Treatment\n\nColchicine treats acute gout flares.\n")
+    root = tmp_path / "indexes"
+    base = ("index", "build", "--corpus", str(corpus), "--root", str(root), "--no-vocabulary")
+    r = clinqa(*base, "--precision", "fp8", env=env())
+    assert r.returncode == 2 and "invalid option --precision" in r.stderr and "Traceback" not in r.stderr
+    r = clinqa(*base, "--precision", "fp16", env=env())
+    assert r.returncode == 1 and "needs a CUDA device" in r.stderr and "Traceback" not in r.stderr
+    assert not (root / "current").exists()
+
+
 def test_ask_and_search_json_match_the_api_schema(tiny_settings):
     from app.api.schemas import AskResponse, SearchResponse
 
