@@ -6,6 +6,7 @@ Errors print one readable line to stderr and exit non-zero; `--json` prints exac
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import uuid
 from pathlib import Path
@@ -25,6 +26,8 @@ app.add_typer(index_app, name="index")
 app.add_typer(config_app, name="config")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on shared datasets or your own collection.")
 app.add_typer(eval_app, name="eval")
+train_app = typer.Typer(no_args_is_help=True, help="Fine-tune our own reranker or encoder on a corpus.")
+app.add_typer(train_app, name="train")
 
 out = Console()
 err = Console(stderr=True)
@@ -408,6 +411,10 @@ def eval_retrieval(
     ] = None,
     mappings: Annotated[list[Path] | None, typer.Option("--mappings", help="SSSOM mapping table (repeatable).")] = None,
     abbreviations: Annotated[Path | None, typer.Option(help="Abbreviation inventory folder.")] = None,
+    reranker: Annotated[
+        str | None, typer.Option(help="Cross-encoder for the hybrid+rerank row (path or hub id; default rerank.model).")
+    ] = None,
+    rerank_top: Annotated[int | None, typer.Option(help="Hybrid hits the cross-encoder rescores.", min=1)] = None,
     data: Annotated[
         Path | None, typer.Option(help="Shared data folder (default $CLINQA_DATA or ../shared/data).")
     ] = None,
@@ -421,10 +428,16 @@ def eval_retrieval(
 
     from app.eval.datasets import DatasetError, from_files, medquad, pubmedqa
     from app.eval.retrieval import evaluate_collection, markdown_table, prepare_index, write_outputs
+    from app.pipeline.rerank import RerankerLoadError
     from indexer.build import BuildError
     from knowledge.vocabulary import VocabularyError
 
     settings = load_settings()
+    if reranker or rerank_top:
+        rerank = settings.rerank.model_copy(
+            update={**({"model": reranker} if reranker else {}), **({"top_n": rerank_top} if rerank_top else {})}
+        )
+        settings = settings.model_copy(update={"rerank": rerank})
     _setup_logging(settings)
     data_dir = data or Path(os.environ.get("CLINQA_DATA", "../shared/data"))
     try:
@@ -443,12 +456,160 @@ def eval_retrieval(
             f"indexing {len(collection.documents)} documents and running {len(collection.queries)} queries"
         ):
             result, report = evaluate_collection(collection, run_settings)
-    except (DatasetError, BuildError, VocabularyError, OSError) as exc:
+    except (DatasetError, BuildError, VocabularyError, RerankerLoadError, OSError) as exc:
         raise fail(str(exc)) from exc
     out.print(markdown_table(result), highlight=False)
-    for path in write_outputs(result, out_dir)[:2]:
+    command = "clinqa " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    for path in write_outputs(result, out_dir, command)[:4]:
         err.print(f"wrote {path}", highlight=False)
     err.print(f"index: {report.chunks} chunks, {report.embedded} embedded this run", highlight=False)
+
+
+def _train(kind: str, options: dict[str, object]) -> None:
+    """Mine training groups (a dataset's training split, and/or section titles), then fine-tune."""
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from app.eval.datasets import DatasetError, medquad, pubmedqa
+    from app.eval.retrieval import prepare_index
+    from app.train.mining import Miner
+    from app.train.models import TrainingError, train_encoder, train_reranker
+    from indexer.build import BuildError, build_index
+    from indexer.store import IndexUnavailableError, read_index, resolve_version
+
+    dataset, out_dir = options.pop("dataset"), options.pop("out")
+    titles, sample_files = options.pop("titles"), options.pop("sample_files")
+    data, work = options.pop("data"), options.pop("work")
+    base = load_settings()
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        train_settings = base.train.model_validate({**base.train.model_dump(), **given})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise fail(f"invalid option --{str(first['loc'][0]).replace('_', '-')}: {first['msg']}", 2) from exc
+    _setup_logging(base)
+    data_dir = data or Path(os.environ.get("CLINQA_DATA", "../shared/data"))
+    try:
+        with err.status("mining training groups"):
+            if dataset in ("pubmedqa", "medquad"):
+                collection = (
+                    pubmedqa(data_dir, "train") if dataset == "pubmedqa" else medquad(data_dir, "train", sample_files)
+                )
+                run_settings = prepare_index(collection, work, base, [])
+                build_index(run_settings)
+                index = read_index(resolve_version(run_settings.index.root))
+                gold = {q: [d for d, g in rel.items() if g > 0] for q, rel in collection.qrels.items()}
+                miner = Miner(index, train_settings)
+                groups = miner.from_questions(collection.queries, gold)
+                source = {"dataset": collection.name, "questions": len(collection.queries), "notes": collection.notes}
+            elif dataset is None:
+                index = read_index(resolve_version(base.index.root, base.index.version))
+                miner = Miner(index, train_settings)
+                groups, titles = [], True
+                source = {"index": index.version, "index_root": str(base.index.root)}
+            else:
+                raise fail(f"--dataset must be pubmedqa or medquad, got {dataset!r}", 2)
+            if titles:
+                groups += miner.from_titles()
+            source["index_version"] = index.version
+    except (DatasetError, BuildError, IndexUnavailableError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    err.print(f"{len(groups)} training groups from {source}", highlight=False)
+    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    trainer = train_reranker if kind == "reranker" else train_encoder
+    try:
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task("training", total=None)
+
+            def hook(done: int, total: int) -> None:
+                progress.update(task, total=total, advance=done)
+
+            report = trainer(groups, train_settings, out_dir, data=source, progress=hook)
+    except TrainingError as exc:
+        raise fail(str(exc)) from exc
+    table = Table(title=f"{kind} written to {out_dir}", show_header=False)
+    for label, value in [
+        ("groups", f"{report.groups} ({', '.join(f'{k} {v}' for k, v in report.sources.items())})"),
+        ("steps", f"{report.steps} ({train_settings.epochs} epoch(s) of {train_settings.batch_groups} groups)"),
+        ("loss", f"{report.loss_first:.3f} -> {report.loss_last:.3f} (first and last tenth of steps)"),
+        ("time", f"{report.seconds:.1f} s ({report.pairs_per_s:.1f} texts or pairs/s on {train_settings.device})"),
+        ("use it", f"CLINQA_RERANK__MODEL={out_dir}" if kind == "reranker" else f"CLINQA_ENCODER__MODEL={out_dir}"),
+    ]:
+        table.add_row(label, value)
+    out.print(table)
+
+
+def _train_options(
+    out: Path,
+    dataset: str | None,
+    sample_files: int,
+    titles: bool,
+    data: Path | None,
+    work: Path,
+    epochs: int | None,
+    negatives: int | None,
+    max_groups: int | None,
+    max_length: int | None,
+    batch_groups: int | None,
+    learning_rate: float | None,
+    device: str | None,
+    seed: int | None,
+) -> dict[str, object]:
+    return dict(locals())
+
+
+_DatasetOpt = Annotated[
+    str | None,
+    typer.Option(help="Train on a shared dataset's training split: pubmedqa or medquad. Default: the current index."),
+]
+_TitlesOpt = Annotated[bool, typer.Option("--titles", help="Also use section titles as pseudo-queries.")]
+_SampleOpt = Annotated[int, typer.Option(help="MedQuAD: a fixed sample of N files (0 = all), as in eval.")]
+_DataOpt = Annotated[Path | None, typer.Option(help="Shared data folder (default $CLINQA_DATA or ../shared/data).")]
+_WorkOpt = Annotated[Path, typer.Option(help="Where dataset corpora and indexes are kept (shared with eval).")]
+_Int = Annotated[int | None, typer.Option()]
+
+
+@train_app.command("reranker")
+def train_reranker_cmd(
+    out: Annotated[Path, typer.Option(help="Model folder to write.")] = Path("models/reranker"),
+    dataset: _DatasetOpt = None,
+    sample_files: _SampleOpt = 0,
+    titles: _TitlesOpt = False,
+    data: _DataOpt = None,
+    work: _WorkOpt = Path(".cache/eval"),
+    epochs: _Int = None,
+    negatives: _Int = None,
+    max_groups: Annotated[int | None, typer.Option(help="Use at most N groups (0 = all).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Tokens per (query, passage) pair.")] = None,
+    batch_groups: _Int = None,
+    learning_rate: Annotated[float | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
+    seed: _Int = None,
+) -> None:
+    """Fine-tune a cross-encoder reranker from the packaged MiniLM weights on mined (query, passage) groups."""
+    _train("reranker", _train_options(**locals()))
+
+
+@train_app.command("encoder")
+def train_encoder_cmd(
+    out: Annotated[Path, typer.Option(help="Model folder to write.")] = Path("models/encoder"),
+    dataset: _DatasetOpt = None,
+    sample_files: _SampleOpt = 0,
+    titles: _TitlesOpt = False,
+    data: _DataOpt = None,
+    work: _WorkOpt = Path(".cache/eval"),
+    epochs: _Int = None,
+    negatives: _Int = None,
+    max_groups: Annotated[int | None, typer.Option(help="Use at most N groups (0 = all).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Tokens per text.")] = None,
+    batch_groups: _Int = None,
+    learning_rate: Annotated[float | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
+    seed: _Int = None,
+) -> None:
+    """Fine-tune the bi-encoder (in-batch and BM25 hard negatives); rebuild the index with it to use it."""
+    _train("encoder", _train_options(**locals()))
 
 
 _BADGE = {

@@ -94,22 +94,53 @@ class RetrieveSettings(_Section):
 
 
 class FuseSettings(_Section):
+    method: Literal["rrf", "weighted"] = Field(
+        "rrf",
+        description="rrf: reciprocal rank fusion, sum of w / (k + rank); weighted: sum of w * the channel's "
+        "score min-max normalised over its own list (a chunk missing from a channel gets 0 there).",
+    )
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant k (Cormack et al., 2009).")
     top_k: int = Field(20, ge=1, le=200, description="Chunks kept after fusion.")
     weights: dict[str, float] = Field(
         default_factory=lambda: {"bm25": 1.0, "dense": 1.0, "concept": 0.5},
-        description="Per-channel weight of the 1 / (k + rank) terms; a channel not named weighs 1. "
+        description="Per-channel weight (of the 1 / (k + rank) terms, or of the normalised scores); a channel "
+        "not named weighs 1. "
         "The concept channel is a supporting signal: at full weight it lets generic concepts "
         "('disease', 'cancer') pull in off-topic chunks (see docs/results/retrieval-*.md).",
     )
 
 
 class RerankSettings(_Section):
-    model: str | None = Field(None, description="Cross-encoder (local path or hub id); none means fused order is kept.")
+    model: str | None = Field(
+        None,
+        description="Cross-encoder (local path, e.g. one written by `clinqa train reranker`, or a hub id); "
+        "none means the fused order is kept.",
+    )
     top_n: int = Field(10, ge=1, le=200, description="How many fused chunks the cross-encoder scores.")
     batch_size: int = Field(16, ge=1, le=512, description="Cross-encoder batch size.")
-    max_length: int = Field(256, ge=16, le=4096, description="Cross-encoder max tokens per pair.")
+    max_length: int | None = Field(
+        None, ge=16, le=4096, description="Cross-encoder max tokens per pair; default: the model's own."
+    )
     device: str = Field("cpu", description="Torch device for the cross-encoder.")
+
+
+class TrainSettings(_Section):
+    """`clinqa train reranker|encoder`: fine-tuning on (query, passage) groups mined from a corpus."""
+
+    base_model: str = Field(
+        DEFAULT_ENCODER,
+        description="Starting weights: a local path or hub id; the default is the packaged MiniLM.",
+    )
+    epochs: int = Field(1, ge=1, le=50, description="Passes over the training groups.")
+    negatives: int = Field(3, ge=1, le=31, description="BM25 hard negatives per (query, positive) group.")
+    negative_depth: int = Field(20, ge=2, le=1000, description="BM25 depth the hard negatives are drawn from.")
+    batch_groups: int = Field(8, ge=1, le=512, description="Groups per optimisation step.")
+    learning_rate: float = Field(3e-5, gt=0, le=1e-2, description="AdamW learning rate (linear warm-up and decay).")
+    warmup: float = Field(0.1, ge=0, lt=1, description="Share of steps spent warming up the learning rate.")
+    max_length: int = Field(160, ge=16, le=512, description="Tokens per (query, passage) pair or per text.")
+    max_groups: int = Field(0, ge=0, description="Use at most this many groups (0 = all).")
+    device: str = Field("cpu", description="Torch device for training: cpu, cuda.")
+    seed: int = Field(13, description="Seed for sampling negatives, shuffling and initialisation.")
 
 
 class GenerateSettings(_Section):
@@ -167,6 +198,7 @@ class Settings(BaseSettings):
     retrieve: RetrieveSettings = Field(default_factory=RetrieveSettings, description="Retrieval channels.")
     fuse: FuseSettings = Field(default_factory=FuseSettings, description="Rank fusion.")
     rerank: RerankSettings = Field(default_factory=RerankSettings, description="Cross-encoder reranking.")
+    train: TrainSettings = Field(default_factory=TrainSettings, description="Model fine-tuning.")
     generate: GenerateSettings = Field(default_factory=GenerateSettings, description="Answer generation.")
     verify: VerifySettings = Field(default_factory=VerifySettings, description="Citation verification.")
     abstain: AbstainSettings = Field(default_factory=AbstainSettings, description="Abstention thresholds.")

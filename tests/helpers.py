@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -175,3 +176,30 @@ def clinqa_server(env: dict[str, str]):
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def write_tiny_bert(path: Path, num_labels: int | None = None) -> Path:
+    """A random-weight two-layer BERT (a cross-encoder head when `num_labels` is given), saved with transformers."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    words = sorted(
+        {w.lower() for text in TINY_DOCS.values() for w in re.findall(r"[A-Za-z]+", text)}
+        | set("what is the first line drug for how treat".split())
+    )
+    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(words) + 5,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+        **({"num_labels": num_labels} if num_labels else {}),
+    )
+    model = BertForSequenceClassification(config) if num_labels else BertModel(config)
+    model.save_pretrained(path)
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
+    return path

@@ -7,7 +7,7 @@ Configurations (all from the same index, side by side):
   concept           chunks mentioning the question's concepts (and their subtypes)
   hybrid            RRF of bm25 + dense (no knowledge graph at all)
   hybrid+concepts   RRF of bm25+expansion + dense on the rewritten question + concept
-  ...+rerank        the cross-encoder over the fused list, when one is configured
+  hybrid+rerank     the cross-encoder over the top of the hybrid list, when one is configured
 Chunk hits are scored at document level: a document is ranked by its best chunk.
 """
 
@@ -125,8 +125,8 @@ def run_configurations(
         record("hybrid+concepts", qid, _documents(fused, doc_of_row), t)
         if pipeline.reranker is not None:
             t = time.perf_counter()
-            reranked = pipeline.reranker.run(rich, fused)
-            record("hybrid+concepts+rerank", qid, _documents(reranked, doc_of_row), t)
+            reranked = pipeline.reranker.run(plain, hybrid)
+            record("hybrid+rerank", qid, _documents(reranked, doc_of_row), t)
     return runs, seconds
 
 
@@ -166,10 +166,68 @@ def markdown_table(result: EvalResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(result: EvalResult, out: Path) -> list[Path]:
+def bar_chart(result: EvalResult, path: Path) -> Path:
+    """nDCG@10 and recall@10 per configuration, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result.metrics)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 3.6), dpi=120)
+    width = 0.38
+    for i, (metric, colour) in enumerate((("ndcg@10", "#2b6cb0"), ("recall@10", "#9ac1e8"))):
+        values = [result.metrics[n].get(metric, 0.0) for n in names]
+        xs = [x + (i - 0.5) * width for x in range(len(names))]
+        bars = ax.bar(xs, values, width, label=metric, color=colour)
+        ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=6, padding=1)
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.08)
+    ax.set_title(f"{result.collection}: {result.queries} queries, {result.documents} documents", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+SUMMARY_HEADER = """# Retrieval evaluation
+
+Regenerate (each command rewrites its own section below, then this file):
+
+    clinqa eval retrieval --dataset pubmedqa $VOCAB [--reranker models/reranker-pubmedqa]
+    clinqa eval retrieval --dataset medquad --sample-files 500 $VOCAB [--reranker models/reranker-medquad]
+
+with `VOCAB="--vocabulary corpus/demo/vocabulary.yaml --vocabulary $CLINQA_DATA/ontology/doid-2018-07-05.json.gz
+--mappings $CLINQA_DATA/ontology/mondo_exactmatch_doid.sssom.tsv
+--mappings $CLINQA_DATA/ontology/mondo_exactmatch_umls.sssom.tsv --abbreviations $CLINQA_DATA/abbreviations"`
+and the rerankers trained by `clinqa train reranker --dataset pubmedqa|medquad` on the training splits.
+Test splits only (PubMedQA: the 500 ids of test_ground_truth.json; MedQuAD: files with sha1(id) % 5 == 0).
+
+"""
+
+
+def write_summary(out: Path) -> Path:
+    """`retrieval.md`: every collection's table found in `out`, under one header."""
+    parts = [SUMMARY_HEADER]
+    for md in sorted(out.glob("retrieval-*.md")):
+        png = md.with_suffix(".png")
+        parts.append(md.read_text(encoding="utf-8"))
+        if png.exists():
+            parts.append(f"\n![{md.stem}]({png.name})\n")
+        parts.append("\n")
+    path = out / "retrieval.md"
+    path.write_text("".join(parts).rstrip() + "\n", encoding="utf-8")
+    return path
+
+
+def write_outputs(result: EvalResult, out: Path, command: str | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     md = out / f"retrieval-{result.collection}.md"
-    md.write_text(markdown_table(result), encoding="utf-8")
+    table = markdown_table(result)
+    if command:
+        table += f"\nCommand: `{command}`\n"
+    md.write_text(table, encoding="utf-8")
     js = out / f"retrieval-{result.collection}.json"
     body = {k: v for k, v in result.__dict__.items() if k != "runs"}
     js.write_text(json.dumps(body, indent=2), encoding="utf-8")
@@ -181,4 +239,6 @@ def write_outputs(result: EvalResult, out: Path) -> list[Path]:
                 for rank, doc in enumerate(docs, start=1):
                     fh.write(f"{qid} Q0 {doc} {rank} {1.0 / rank:.6f} clinqa-{name}\n")
         written.append(path)
+    written.insert(2, bar_chart(result, out / f"retrieval-{result.collection}.png"))
+    written.insert(3, write_summary(out))
     return written

@@ -1,4 +1,4 @@
-"""Rank fusion of the retrieval channels."""
+"""Fusion of the retrieval channels: reciprocal rank fusion or normalised weighted scores."""
 
 from __future__ import annotations
 
@@ -6,24 +6,21 @@ from app.config import FuseSettings
 from app.pipeline.types import Chunk, RankedList, ScoredChunk
 
 
-class ReciprocalRankFuser:
-    """Fuse ranked lists with reciprocal rank fusion (Cormack et al., 2009): sum of w / (k + rank), w the
-    channel's weight."""
-
+class _Fuser:
     def __init__(self, settings: FuseSettings) -> None:
-        if settings.rrf_k <= 0:
-            raise ValueError(f"rrf_k must be > 0, got {settings.rrf_k}")
         self.settings = settings
 
+    def contributions(self, lst: RankedList) -> list[tuple[int, float]]:
+        """Each hit's share of the fused score."""
+        raise NotImplementedError
+
     def run(self, ranked: list[RankedList], chunks: list[Chunk], top_k: int | None = None) -> list[ScoredChunk]:
-        k = self.settings.rrf_k
         fused: dict[int, float] = {}
         scores: dict[int, dict[str, float]] = {}
         ranks: dict[int, dict[str, int]] = {}
         for lst in ranked:
-            weight = self.settings.weights.get(lst.channel, 1.0)
-            for rank, (row, score) in enumerate(lst.hits, start=1):
-                fused[row] = fused.get(row, 0.0) + weight / (k + rank)
+            for rank, ((row, score), (_, share)) in enumerate(zip(lst.hits, self.contributions(lst), strict=True), 1):
+                fused[row] = fused.get(row, 0.0) + share
                 scores.setdefault(row, {})[lst.channel] = score
                 ranks.setdefault(row, {})[lst.channel] = rank
         order = sorted(fused, key=lambda r: (-fused[r], r))[: top_k or self.settings.top_k]
@@ -37,3 +34,35 @@ class ReciprocalRankFuser:
             )
             for row in order
         ]
+
+
+class ReciprocalRankFuser(_Fuser):
+    """Reciprocal rank fusion (Cormack et al., 2009): sum of w / (k + rank), w the channel's weight.
+    Needs no score calibration between channels, which is why it is the default."""
+
+    def __init__(self, settings: FuseSettings) -> None:
+        if settings.rrf_k <= 0:
+            raise ValueError(f"rrf_k must be > 0, got {settings.rrf_k}")
+        super().__init__(settings)
+
+    def contributions(self, lst: RankedList) -> list[tuple[int, float]]:
+        weight, k = self.settings.weights.get(lst.channel, 1.0), self.settings.rrf_k
+        return [(row, weight / (k + rank)) for rank, (row, _) in enumerate(lst.hits, start=1)]
+
+
+class WeightedScoreFuser(_Fuser):
+    """Sum of w * min-max normalised score per channel (each list normalised over its own hits: the best
+    hit gets 1, the worst 0, a single hit 1). Uses how far apart the scores are, which RRF throws away."""
+
+    def contributions(self, lst: RankedList) -> list[tuple[int, float]]:
+        weight = self.settings.weights.get(lst.channel, 1.0)
+        if not lst.hits:
+            return []
+        values = [s for _, s in lst.hits]
+        low, high = min(values), max(values)
+        span = high - low
+        return [(row, weight * ((s - low) / span if span > 0 else 1.0)) for row, s in lst.hits]
+
+
+def make_fuser(settings: FuseSettings) -> _Fuser:
+    return WeightedScoreFuser(settings) if settings.method == "weighted" else ReciprocalRankFuser(settings)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from app.config import Settings
 from app.pipeline.abstain import EvidenceGate
-from app.pipeline.fuse import ReciprocalRankFuser
+from app.pipeline.fuse import make_fuser
 from app.pipeline.generate import ExtractiveGenerator
 from app.pipeline.rerank import CrossEncoderReranker
 from app.pipeline.retrieve import HybridRetriever
@@ -112,7 +112,7 @@ class Pipeline:
         self.term_stats = TermStatistics(index)
         self.rewriter = QueryRewriter(settings.rewrite, linker, index.graph)
         self.retriever = HybridRetriever(settings.retrieve, index, self.analyzer, encoder)
-        self.fuser = ReciprocalRankFuser(settings.fuse)
+        self.fuser = make_fuser(settings.fuse)
         self.reranker = reranker
         self.gate = EvidenceGate(settings.abstain, self.analyzer, index.graph)
         self.generator = ExtractiveGenerator(

@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.config import FuseSettings
-from app.pipeline.fuse import ReciprocalRankFuser
+from app.pipeline.fuse import ReciprocalRankFuser, WeightedScoreFuser, make_fuser
 from app.pipeline.types import Chunk, RankedList
 
 pytestmark = pytest.mark.unit
@@ -70,3 +70,41 @@ def test_channel_weights_scale_their_terms():
     assert equal[0].score == equal[1].score == pytest.approx(1 / 61)
     out = ReciprocalRankFuser(FuseSettings(weights={"concept": 0.5})).run(lists, CHUNKS)
     assert [c.chunk.id for c in out] == ["c1", "c2"] and out[1].score == pytest.approx(0.5 / 61)
+
+
+def test_weighted_fusion_normalises_each_channel():
+    fuser = make_fuser(FuseSettings(method="weighted", weights={"bm25": 1.0, "dense": 1.0}))
+    assert isinstance(fuser, WeightedScoreFuser)
+    out = fuser.run(
+        [
+            RankedList(channel="bm25", hits=((1, 20.0), (2, 10.0), (3, 0.0))),
+            RankedList(channel="dense", hits=((2, 0.9), (3, 0.8), (4, 0.4))),
+        ],
+        CHUNKS,
+    )
+    # bm25: 1 -> 1.0, 2 -> 0.5, 3 -> 0.0; dense: 2 -> 1.0, 3 -> 0.8, 4 -> 0.0
+    assert [c.chunk.id for c in out] == ["c2", "c1", "c3", "c4"]
+    assert out[0].scores["fused"] == pytest.approx(1.5) and out[2].score == pytest.approx(0.8)
+    assert out[0].ranks == {"bm25": 2, "dense": 1} and out[0].scores["bm25"] == 10.0
+
+
+def test_weighted_fusion_single_hit_counts_fully():
+    out = make_fuser(FuseSettings(method="weighted", weights={"concept": 0.5})).run(
+        [RankedList(channel="concept", hits=((7, 3.0),))], CHUNKS
+    )
+    assert out[0].score == pytest.approx(0.5)
+
+
+@given(st.lists(_ranked, max_size=3), st.integers(1, 30))
+def test_weighted_fusion_properties(lists, top_k):
+    ranked = [RankedList(channel=ch, hits=h) for ch, h in zip(("bm25", "dense", "concept"), lists, strict=False)]
+    settings = FuseSettings(method="weighted", weights={"bm25": 1.0, "dense": 1.0, "concept": 0.5})
+    out = make_fuser(settings).run(ranked, CHUNKS, top_k=top_k)
+    all_rows = {r for lst in ranked for r, _ in lst.hits}
+    assert len(out) == min(top_k, len(all_rows))
+    assert [c.score for c in out] == sorted((c.score for c in out), reverse=True)
+    bound = sum(settings.weights[lst.channel] for lst in ranked)
+    assert all(-1e-9 <= c.score <= bound + 1e-9 for c in out)
+    firsts = {lst.hits[0][0] for lst in ranked if lst.hits}
+    if len(firsts) == 1 and all(lst.hits for lst in ranked):
+        assert out[0].row == firsts.pop() and out[0].score == pytest.approx(bound)

@@ -1,0 +1,1 @@
+"""Fine-tuning our own reranker and encoder on a corpus."""
