@@ -30,9 +30,9 @@ class _Fuser:
                 row=row,
                 score=fused[row],
                 scores={**scores[row], "fused": fused[row]},
-                ranks=ranks[row],
+                ranks={**ranks[row], "fused": position},
             )
-            for row in order
+            for position, row in enumerate(order, start=1)
         ]
 
 

@@ -26,7 +26,7 @@ def test_rrf_scores_ranks_and_order():
     )
     assert [c.chunk.id for c in out] == ["c2", "c1", "c3"]
     assert out[0].scores["fused"] == pytest.approx(1 / 62 + 1 / 61)
-    assert out[0].ranks == {"bm25": 2, "dense": 1}
+    assert out[0].ranks == {"bm25": 2, "dense": 1, "fused": 1} and out[1].ranks["fused"] == 2
     assert out[0].scores["bm25"] == 5.0 and out[0].scores["dense"] == 0.9
 
 
@@ -55,7 +55,7 @@ def test_rrf_properties(lists, k, top_k):
     assert len(out) == min(top_k, len(all_rows))
     assert [c.score for c in out] == sorted((c.score for c in out), reverse=True)
     for c in out:
-        expected = sum(settings.weights[ch] / (k + rank) for ch, rank in c.ranks.items())
+        expected = sum(settings.weights[ch] / (k + rank) for ch, rank in c.ranks.items() if ch != "fused")
         assert c.score == pytest.approx(expected)
         assert c.chunk is CHUNKS[c.row]
     # A row ranked first by every channel that saw anything must come out first.
@@ -85,7 +85,7 @@ def test_weighted_fusion_normalises_each_channel():
     # bm25: 1 -> 1.0, 2 -> 0.5, 3 -> 0.0; dense: 2 -> 1.0, 3 -> 0.8, 4 -> 0.0
     assert [c.chunk.id for c in out] == ["c2", "c1", "c3", "c4"]
     assert out[0].scores["fused"] == pytest.approx(1.5) and out[2].score == pytest.approx(0.8)
-    assert out[0].ranks == {"bm25": 2, "dense": 1} and out[0].scores["bm25"] == 10.0
+    assert out[0].ranks == {"bm25": 2, "dense": 1, "fused": 1} and out[0].scores["bm25"] == 10.0
 
 
 def test_weighted_fusion_single_hit_counts_fully():
