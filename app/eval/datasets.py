@@ -64,6 +64,7 @@ def medquad(data_dir: Path, split: str = "test", sample_files: int = 0, seed: in
     docs: list[dict[str, str]] = []
     queries: dict[str, str] = {}
     qrels: Qrels = {}
+    seen: dict[str, int] = {}
     for path in files:
         try:
             tree = ET.parse(path)
@@ -81,6 +82,10 @@ def medquad(data_dir: Path, split: str = "test", sample_files: int = 0, seed: in
             if not answer or not qid:
                 continue  # MedQuAD removed some answers for copyright reasons
             doc_id = f"{path.parent.name}-{qid}"
+            if doc_id in seen:  # a few MedQuAD files reuse a qid for two different pairs
+                seen[doc_id] += 1
+                doc_id = f"{doc_id}~{seen[doc_id]}"
+            seen.setdefault(doc_id, 1)
             docs.append({"id": doc_id, "title": focus, "text": answer})
             if in_split and question:
                 queries[doc_id] = question
