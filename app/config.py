@@ -122,6 +122,13 @@ class RerankSettings(_Section):
         None, ge=16, le=4096, description="Cross-encoder max tokens per pair; default: the model's own."
     )
     device: str = Field("cpu", description="Torch device for the cross-encoder.")
+    blend: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="1: the cross-encoder's order replaces the fused order of the top N; below 1: the two "
+        "ranks are blended, blend / (60 + rerank rank) + (1 - blend) / (60 + fused rank).",
+    )
 
 
 class TrainSettings(_Section):

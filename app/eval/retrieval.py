@@ -8,6 +8,7 @@ Configurations (all from the same index, side by side):
   hybrid            RRF of bm25 + dense (no knowledge graph at all)
   hybrid+concepts   RRF of bm25+expansion + dense on the rewritten question + concept
   hybrid+rerank     the cross-encoder over the top of the hybrid list, when one is configured
+  hybrid+rerank-blend  the same scores, blended 50/50 by rank with the hybrid order (rerank.blend = 0.5)
 Chunk hits are scored at document level: a document is ranked by its best chunk.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from app.config import CorpusSettings, IndexSettings, Settings
 from app.eval.datasets import Collection
 from app.eval.metrics import evaluate
+from app.pipeline.rerank import blend_with_fused
 from app.pipeline.runner import Pipeline
 from app.pipeline.types import Query, RankedList, ScoredChunk
 from indexer.build import BuildReport, build_index
@@ -127,6 +129,11 @@ def run_configurations(
             t = time.perf_counter()
             reranked = pipeline.reranker.run(plain, hybrid)
             record("hybrid+rerank", qid, _documents(reranked, doc_of_row), t)
+            if pipeline.reranker.settings.blend == 1.0:  # also the blended row, from the same scores
+                t = time.perf_counter()
+                top_n = pipeline.reranker.settings.top_n
+                blended = blend_with_fused(reranked[:top_n], 0.5) + reranked[top_n:]
+                record("hybrid+rerank-blend", qid, _documents(blended, doc_of_row), t)
     return runs, seconds
 
 

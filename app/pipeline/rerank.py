@@ -46,9 +46,28 @@ class CrossEncoderReranker:
         pairs = [(query.rewritten, c.chunk.search_text) for c in head]
         scores = self.model.predict(pairs, batch_size=self.settings.batch_size, show_progress_bar=False)
         rescored = [
-            c.model_copy(update={"score": float(s), "scores": {**c.scores, "rerank": float(s)}})
-            for c, s in zip(head, scores, strict=True)
+            c.model_copy(
+                update={
+                    "score": float(s),
+                    "scores": {**c.scores, "rerank": float(s)},
+                    "ranks": {"fused": position, **c.ranks},
+                }
+            )
+            for position, (c, s) in enumerate(zip(head, scores, strict=True), start=1)
         ]
         rescored.sort(key=lambda c: -c.score)
         ranked = [c.model_copy(update={"ranks": {**c.ranks, "rerank": i}}) for i, c in enumerate(rescored, 1)]
+        if self.settings.blend < 1.0:
+            ranked = blend_with_fused(ranked, self.settings.blend)
         return ranked + candidates[self.settings.top_n :]
+
+
+def blend_with_fused(reranked: list[ScoredChunk], weight: float, k: int = 60) -> list[ScoredChunk]:
+    """Order by weight / (k + rerank rank) + (1 - weight) / (k + fused rank): the cross-encoder as one more
+    vote beside the fused order rather than its replacement (useful while a trained reranker is weak)."""
+    blended = [
+        c.model_copy(update={"score": weight / (k + c.ranks["rerank"]) + (1 - weight) / (k + c.ranks["fused"])})
+        for c in reranked
+    ]
+    blended.sort(key=lambda c: (-c.score, c.ranks["fused"]))
+    return blended

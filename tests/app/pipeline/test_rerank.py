@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from app.config import RerankSettings
-from app.pipeline.rerank import CrossEncoderReranker, RerankerLoadError
+from app.pipeline.rerank import CrossEncoderReranker, RerankerLoadError, blend_with_fused
 from app.pipeline.types import Chunk, Query, ScoredChunk
 
 pytestmark = pytest.mark.unit
@@ -84,3 +84,17 @@ def test_needs_a_model_and_names_a_bad_one(tmp_path):
         CrossEncoderReranker(RerankSettings())
     with pytest.raises(RerankerLoadError, match="cannot load cross-encoder"):
         CrossEncoderReranker(RerankSettings(model=str(tmp_path / "missing"))).load()
+
+
+def test_blend_keeps_the_fused_order_as_a_vote(tiny_cross_encoder):
+    pure = CrossEncoderReranker(RerankSettings(model=str(tiny_cross_encoder), top_n=4)).load()
+    q = Query(original="ramipril dose", rewritten="ramipril dose", bm25_text="ramipril dose")
+    reranked = pure.run(q, candidates(4))
+    assert {c.ranks["fused"] for c in reranked} == {1, 2, 3, 4}
+    half = blend_with_fused(reranked, 0.5)
+    for c in half:
+        assert c.score == pytest.approx(0.5 / (60 + c.ranks["rerank"]) + 0.5 / (60 + c.ranks["fused"]))
+    assert [c.ranks["fused"] for c in blend_with_fused(reranked, 0.0)] == [1, 2, 3, 4]
+    assert [c.chunk.id for c in blend_with_fused(reranked, 1.0)] == [c.chunk.id for c in reranked]
+    blended = CrossEncoderReranker(RerankSettings(model=str(tiny_cross_encoder), top_n=4, blend=0.5)).load()
+    assert [c.chunk.id for c in blended.run(q, candidates(4))] == [c.chunk.id for c in half]
