@@ -134,6 +134,23 @@ PSEUDO_TRIGGERS: tuple[str, ...] = (
     "no single test",
     "no specific test",
     "no specific medicine",
+    "no specific",
+    "no cures",
+    "no single",
+    "no vaccine",
+    "no vaccines",
+    "no increased risk",
+    "not have a higher risk",
+    "no known cause",
+    "no identifiable cause",
+    "no gene",
+    "no genes",
+    "no mutation",
+    "no mutations",
+    # "without treatment, chronic hepatitis C can cause...": the treatment is absent, not the disease.
+    "without treatment",
+    "without medical attention",
+    "with or without",
 )
 TERMINATORS: tuple[str, ...] = (
     "but",

@@ -117,6 +117,11 @@ def test_pre_trigger_reaches_a_mention_in_its_scope(trigger, mid):
         ("There is no specific treatment for atrial fibrillation.", {"atrial fibrillation": False}),
         ("No single test can diagnose DVT.", {"DVT": False}),
         ("Some have no cough while others report fever.", {"cough": True, "fever": False}),
+        ("Sometimes there is no known cause for the sepsis.", {"sepsis": False}),
+        ("Without treatment, atrial fibrillation can cause a stroke.", {"atrial fibrillation": False}),
+        ("Spasms occur in people with or without sepsis.", {"sepsis": False}),
+        ("No mutation in the DVT gene was found.", {"DVT": False}),
+        ("Children without sepsis recover sooner.", {"sepsis": True}),  # a real negation still counts
     ],
 )
 def test_reference_text_pseudo_negations(text, expected):
