@@ -6,6 +6,7 @@ Configurations (all from the same index, side by side):
   dense             FAISS over the sentence encoder
   concept           chunks mentioning the question's concepts (and their subtypes)
   hybrid            RRF of bm25 + dense (no knowledge graph at all)
+  hybrid (weighted) the same two lists fused by min-max normalised scores instead (the other fuse.method)
   hybrid+concepts   RRF of bm25+expansion + dense on the rewritten question + concept
   hybrid+rerank     the cross-encoder over the top of the hybrid list, when one is configured
   hybrid+rerank-blend  the same scores, blended 50/50 by rank with the hybrid order (rerank.blend = 0.5)
@@ -23,6 +24,7 @@ from pathlib import Path
 from app.config import CorpusSettings, IndexSettings, Settings
 from app.eval.datasets import Collection
 from app.eval.metrics import evaluate
+from app.pipeline.fuse import make_fuser
 from app.pipeline.rerank import blend_with_fused
 from app.pipeline.runner import Pipeline
 from app.pipeline.types import Query, RankedList, ScoredChunk
@@ -94,6 +96,9 @@ def run_configurations(
     r = pipeline.retriever
     runs: dict[str, dict[str, list[str]]] = {}
     seconds: dict[str, float] = {}
+    # The fusion method not configured, side by side with the configured one ("hybrid").
+    other = "weighted" if pipeline.settings.fuse.method == "rrf" else "rrf"
+    other_fuser = make_fuser(pipeline.settings.fuse.model_copy(update={"method": other}))
 
     def record(name: str, qid: str, ranked: list[str], started: float) -> None:
         runs.setdefault(name, {})[qid] = ranked
@@ -120,6 +125,9 @@ def run_configurations(
         t = time.perf_counter()
         hybrid = pipeline.fuser.run([bm25, dense], index.chunks, top_k=DEPTH)
         record("hybrid", qid, _documents(hybrid, doc_of_row), t)
+        t = time.perf_counter()
+        weighted = other_fuser.run([bm25, dense], index.chunks, top_k=DEPTH)
+        record(f"hybrid ({other_fuser.settings.method})", qid, _documents(weighted, doc_of_row), t)
         t = time.perf_counter()
         dense_rich = dense if rich.rewritten == plain.rewritten else r.dense.run(rich, DEPTH)
         lists: list[RankedList] = [bm25x, dense_rich, concept]
