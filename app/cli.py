@@ -490,32 +490,44 @@ def _train(kind: str, options: dict[str, object]) -> None:
         raise fail(f"invalid option --{str(first['loc'][0]).replace('_', '-')}: {first['msg']}", 2) from exc
     _setup_logging(base)
     data_dir = data or Path(os.environ.get("CLINQA_DATA", "../shared/data"))
+    datasets = list(dataset or [])
+    unknown = [d for d in datasets if d not in ("pubmedqa", "medquad")]
+    if unknown:
+        raise fail(f"--dataset must be pubmedqa or medquad, got {unknown[0]!r}", 2)
+    groups: list = []
+    sources: list[dict] = []
     try:
         with err.status("mining training groups"):
-            if dataset in ("pubmedqa", "medquad"):
+            for name in datasets:
                 collection = (
-                    pubmedqa(data_dir, "train") if dataset == "pubmedqa" else medquad(data_dir, "train", sample_files)
+                    pubmedqa(data_dir, "train") if name == "pubmedqa" else medquad(data_dir, "train", sample_files)
                 )
                 run_settings = prepare_index(collection, work, base, [])
                 build_index(run_settings)
                 index = read_index(resolve_version(run_settings.index.root))
                 gold = {q: [d for d, g in rel.items() if g > 0] for q, rel in collection.qrels.items()}
                 miner = Miner(index, train_settings)
-                groups = miner.from_questions(collection.queries, gold)
-                source = {"dataset": collection.name, "questions": len(collection.queries), "notes": collection.notes}
-            elif dataset is None:
+                found = miner.from_questions(collection.queries, gold) + (miner.from_titles() if titles else [])
+                groups += found
+                sources.append(
+                    {
+                        "dataset": collection.name,
+                        "questions": len(collection.queries),
+                        "groups": len(found),
+                        "notes": collection.notes,
+                        "index_version": index.version,
+                    }
+                )
+            if not datasets:
                 index = read_index(resolve_version(base.index.root, base.index.version))
-                miner = Miner(index, train_settings)
-                groups, titles = [], True
-                source = {"index": index.version, "index_root": str(base.index.root)}
-            else:
-                raise fail(f"--dataset must be pubmedqa or medquad, got {dataset!r}", 2)
-            if titles:
-                groups += miner.from_titles()
-            source["index_version"] = index.version
+                groups = Miner(index, train_settings).from_titles()
+                sources.append(
+                    {"index_root": str(base.index.root), "index_version": index.version, "groups": len(groups)}
+                )
     except (DatasetError, BuildError, IndexUnavailableError, OSError) as exc:
         raise fail(str(exc)) from exc
-    err.print(f"{len(groups)} training groups from {source}", highlight=False)
+    source = {"sources": sources}
+    err.print(f"{len(groups)} training groups from {sources}", highlight=False)
     columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     trainer = train_reranker if kind == "reranker" else train_encoder
     try:
@@ -542,7 +554,7 @@ def _train(kind: str, options: dict[str, object]) -> None:
 
 def _train_options(
     out: Path,
-    dataset: str | None,
+    dataset: list[str] | None,
     sample_files: int,
     titles: bool,
     data: Path | None,
@@ -560,8 +572,11 @@ def _train_options(
 
 
 _DatasetOpt = Annotated[
-    str | None,
-    typer.Option(help="Train on a shared dataset's training split: pubmedqa or medquad. Default: the current index."),
+    list[str] | None,
+    typer.Option(
+        help="Train on a shared dataset's training split: pubmedqa or medquad (repeatable: groups are pooled). "
+        "Default: section titles of the current index."
+    ),
 ]
 _TitlesOpt = Annotated[bool, typer.Option("--titles", help="Also use section titles as pseudo-queries.")]
 _SampleOpt = Annotated[int, typer.Option(help="MedQuAD: a fixed sample of N files (0 = all), as in eval.")]

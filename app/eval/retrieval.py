@@ -5,9 +5,9 @@ Configurations (all from the same index, side by side):
   bm25+expansion    BM25 on the rewritten question (abbreviations expanded, concept synonyms added)
   dense             FAISS over the sentence encoder
   concept           chunks mentioning the question's concepts (and their subtypes)
-  hybrid            RRF of bm25 + dense (no knowledge graph at all)
-  hybrid (weighted) the same two lists fused by min-max normalised scores instead (the other fuse.method)
-  hybrid+concepts   RRF of bm25+expansion + dense on the rewritten question + concept
+  hybrid            bm25 + dense fused as configured (no knowledge graph at all)
+  hybrid (rrf)      the same two lists fused by the fuse.method not configured (rrf, or weighted)
+  hybrid+concepts   fusion of bm25+expansion + dense on the rewritten question + concept
   hybrid+rerank     the cross-encoder over the top of the hybrid list, when one is configured
   hybrid+rerank-blend  the same scores, blended 50/50 by rank with the hybrid order (rerank.blend = 0.5)
 Chunk hits are scored at document level: a document is ranked by its best chunk.

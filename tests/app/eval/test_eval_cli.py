@@ -49,7 +49,7 @@ def test_eval_retrieval_scores_every_configuration(tmp_path):
     assert result["metrics"]["concept"]["recall@1"] == pytest.approx(1 / 3)  # only q3 names a concept
     assert set(result["metrics"]["hybrid+rerank"]) >= {"recall@1", "recall@5", "recall@50", "mrr@10", "ndcg@10"}
     assert result["metrics"]["hybrid+rerank"]["recall@10"] == 1.0  # reranking the top 3 keeps all 3 documents
-    assert "hybrid+rerank-blend" in result["metrics"] and "hybrid (weighted)" in result["metrics"]
+    assert "hybrid+rerank-blend" in result["metrics"] and "hybrid (rrf)" in result["metrics"]
     run = (out / "run-docs-bm25.trec").read_text().splitlines()
     assert run[0].split()[:4] == ["q1", "Q0", "gout", "1"]
     assert (out / "retrieval-docs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -19,7 +19,7 @@ CHUNKS = [chunk(i) for i in range(50)]
 
 
 def test_rrf_scores_ranks_and_order():
-    fuser = ReciprocalRankFuser(FuseSettings(rrf_k=60))
+    fuser = ReciprocalRankFuser(FuseSettings(method="rrf", rrf_k=60, weights={}))
     out = fuser.run(
         [RankedList(channel="bm25", hits=((1, 9.0), (2, 5.0))), RankedList(channel="dense", hits=((2, 0.9), (3, 0.5)))],
         CHUNKS,
