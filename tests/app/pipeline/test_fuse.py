@@ -108,3 +108,9 @@ def test_weighted_fusion_properties(lists, top_k):
     firsts = {lst.hits[0][0] for lst in ranked if lst.hits}
     if len(firsts) == 1 and all(lst.hits for lst in ranked):
         assert out[0].row == firsts.pop() and out[0].score == pytest.approx(bound)
+
+
+def test_default_fuser_is_weighted_and_handles_empty_input():
+    fuser = make_fuser(FuseSettings())
+    assert isinstance(fuser, WeightedScoreFuser) and fuser.settings.weights["bm25"] == 0.25
+    assert fuser.run([], CHUNKS) == [] and fuser.run([RankedList(channel="dense", hits=())], CHUNKS) == []
