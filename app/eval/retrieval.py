@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,16 +209,25 @@ def bar_chart(result: EvalResult, path: Path) -> Path:
 
 SUMMARY_HEADER = """# Retrieval evaluation
 
-Regenerate (each command rewrites its own section below, then this file):
-
-    clinqa eval retrieval --dataset pubmedqa $VOCAB [--reranker models/reranker-pubmedqa]
-    clinqa eval retrieval --dataset medquad --sample-files 500 $VOCAB [--reranker models/reranker-medquad]
-
-with `VOCAB="--vocabulary corpus/demo/vocabulary.yaml --vocabulary $CLINQA_DATA/ontology/doid-2018-07-05.json.gz
+Each section below was written by the command printed under its table, with
+`VOCAB="--vocabulary corpus/demo/vocabulary.yaml --vocabulary $CLINQA_DATA/ontology/doid-2018-07-05.json.gz
 --mappings $CLINQA_DATA/ontology/mondo_exactmatch_doid.sssom.tsv
---mappings $CLINQA_DATA/ontology/mondo_exactmatch_umls.sssom.tsv --abbreviations $CLINQA_DATA/abbreviations"`
-and the rerankers trained by `clinqa train reranker --dataset pubmedqa|medquad` on the training splits.
-Test splits only (PubMedQA: the 500 ids of test_ground_truth.json; MedQuAD: files with sha1(id) % 5 == 0).
+--mappings $CLINQA_DATA/ontology/mondo_exactmatch_umls.sssom.tsv --abbreviations $CLINQA_DATA/abbreviations"`:
+
+    clinqa eval retrieval --dataset pubmedqa $VOCAB --reranker models/reranker-pubmedqa
+    clinqa eval retrieval --dataset medquad --sample-files 1000 $VOCAB --reranker models/reranker-medquad
+
+The rerankers were trained on the training splits only:
+
+    clinqa train reranker --dataset pubmedqa --epochs 2 --learning-rate 5e-5 --out models/reranker-pubmedqa
+    clinqa train reranker --dataset medquad --sample-files 1000 --max-groups 1000 --learning-rate 5e-5 \\
+        --out models/reranker-medquad
+    clinqa train reranker --dataset pubmedqa --dataset medquad --sample-files 1000 --max-groups 1000 \\
+        --learning-rate 5e-5 --out models/reranker-pooled     # results in reranker-pooled/
+
+Test splits only (PubMedQA: the 500 ids of test_ground_truth.json; MedQuAD: files with sha1(id) % 5 == 0);
+fusion weights were chosen on the training splits (fusion-tuning.md). ms/query is the time of that row's
+own step (the blend row reuses the rerank row's cross-encoder scores).
 
 """
 
@@ -248,7 +258,7 @@ def write_outputs(result: EvalResult, out: Path, command: str | None = None) -> 
     js.write_text(json.dumps(body, indent=2), encoding="utf-8")
     written = [md, js]
     for name, run in result.runs.items():
-        path = out / f"run-{result.collection}-{name.replace('+', '_')}.trec"
+        path = out / f"run-{result.collection}-{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')}.trec"
         with path.open("w", encoding="utf-8") as fh:
             for qid, docs in run.items():
                 for rank, doc in enumerate(docs, start=1):
