@@ -233,6 +233,7 @@ def train_encoder(
         model = SentenceTransformer(base, device=settings.device)
     except Exception as exc:
         raise TrainingError(f"cannot load base model {settings.base_model!r}: {exc}") from exc
+    served_length = model.max_seq_length  # what the index build and queries will use; training may cut shorter
     model.max_seq_length = settings.max_length
 
     def embed(texts: list[str]):
@@ -248,6 +249,7 @@ def train_encoder(
         return torch.nn.functional.cross_entropy(logits, target)
 
     steps, losses, seconds = _loop(model, groups, settings, step_loss, progress)
+    model.max_seq_length = served_length
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out))
     texts = len(groups) * (2 + settings.negatives) * settings.epochs

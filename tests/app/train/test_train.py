@@ -85,6 +85,7 @@ def test_trained_encoder_embeds(index, tmp_path):
     assert report.kind == "encoder" and math.isfinite(report.loss_last)
     model = SentenceTransformer(str(tmp_path / "encoder"), device="cpu")
     assert model.encode(["ramipril dose"]).shape == (1, 32)
+    assert model.max_seq_length == SentenceTransformer(str(base)).max_seq_length  # not the training cut (64)
 
 
 def test_training_refuses_empty_data_and_missing_models(tmp_path):
