@@ -9,11 +9,12 @@ import json
 import shlex
 import sys
 import uuid
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -26,8 +27,8 @@ app.add_typer(index_app, name="index")
 app.add_typer(config_app, name="config")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on shared datasets or your own collection.")
 app.add_typer(eval_app, name="eval")
-train_app = typer.Typer(no_args_is_help=True, help="Fine-tune our own reranker or encoder on a corpus.")
-app.add_typer(train_app, name="train")
+
+S = TypeVar("S", bound=BaseModel)
 
 out = Console()
 err = Console(stderr=True)
@@ -64,11 +65,11 @@ def config_show() -> None:
     print(settings.model_dump_json(indent=2))
 
 
-def _encoder_settings(base: Settings, **options: object):
-    """The encoder settings with the command-line options that were given, validated like the rest."""
+def _with_options(section: S, **options: object) -> S:
+    """A settings section with the command-line options that were given, validated like the rest."""
     given = {k: v for k, v in options.items() if v is not None}
     try:
-        return base.encoder.model_validate({**base.encoder.model_dump(), **given})
+        return section.model_validate({**section.model_dump(), **given})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise fail(f"invalid option --{str(first['loc'][0]).replace('_', '-')}: {first['msg']}", 2) from exc
@@ -126,7 +127,7 @@ def index_build(
         update={
             "corpus": corpus_settings,
             **({"index": base.index.model_copy(update={"root": root})} if root else {}),
-            "encoder": _encoder_settings(base, device=device, batch_size=batch_size, precision=precision),
+            "encoder": _with_options(base.encoder, device=device, batch_size=batch_size, precision=precision),
         }
     )
     _setup_logging(settings)
@@ -433,11 +434,7 @@ def eval_retrieval(
     from knowledge.vocabulary import VocabularyError
 
     settings = load_settings()
-    if reranker or rerank_top:
-        rerank = settings.rerank.model_copy(
-            update={**({"model": reranker} if reranker else {}), **({"top_n": rerank_top} if rerank_top else {})}
-        )
-        settings = settings.model_copy(update={"rerank": rerank})
+    settings = settings.model_copy(update={"rerank": _with_options(settings.rerank, model=reranker, top_n=rerank_top)})
     _setup_logging(settings)
     data_dir = data or Path(os.environ.get("CLINQA_DATA", "../shared/data"))
     try:
@@ -465,8 +462,43 @@ def eval_retrieval(
     err.print(f"index: {report.chunks} chunks, {report.embedded} embedded this run", highlight=False)
 
 
-def _train(kind: str, options: dict[str, object]) -> None:
-    """Mine training groups (a dataset's training split, and/or section titles), then fine-tune."""
+class TrainKind(StrEnum):
+    reranker = "reranker"
+    encoder = "encoder"
+
+
+@app.command("train")
+def train(
+    kind: Annotated[TrainKind, typer.Argument(help="reranker (cross-encoder) or encoder (bi-encoder).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Model folder to write (default models/KIND).")] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Train on a shared dataset's training split: pubmedqa or medquad (repeatable: groups are "
+            "pooled). Default: section titles of the current index."
+        ),
+    ] = None,
+    sample_files: Annotated[int, typer.Option(help="MedQuAD: a fixed sample of N files (0 = all), as in eval.")] = 0,
+    titles: Annotated[bool, typer.Option("--titles", help="Also use section titles as pseudo-queries.")] = False,
+    data: Annotated[
+        Path | None, typer.Option(help="Shared data folder (default $CLINQA_DATA or ../shared/data).")
+    ] = None,
+    work: Annotated[Path, typer.Option(help="Where dataset corpora and indexes are kept (shared with eval).")] = Path(
+        ".cache/eval"
+    ),
+    epochs: Annotated[int | None, typer.Option()] = None,
+    negatives: Annotated[int | None, typer.Option()] = None,
+    max_groups: Annotated[int | None, typer.Option(help="Use at most N groups per source (0 = all).")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Tokens per (query, passage) pair, or per text for the encoder.")
+    ] = None,
+    batch_groups: Annotated[int | None, typer.Option()] = None,
+    learning_rate: Annotated[float | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Fine-tune a cross-encoder reranker or the bi-encoder, from the packaged MiniLM weights, on groups mined
+    from a corpus: a question, its gold passage and BM25 hard negatives. A new encoder needs an index rebuild."""
     import os
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -478,16 +510,19 @@ def _train(kind: str, options: dict[str, object]) -> None:
     from indexer.build import BuildError, build_index
     from indexer.store import IndexUnavailableError, read_index, resolve_version
 
-    dataset, out_dir = options.pop("dataset"), options.pop("out")
-    titles, sample_files = options.pop("titles"), options.pop("sample_files")
-    data, work = options.pop("data"), options.pop("work")
+    out_dir = out_dir or Path("models") / kind.value
     base = load_settings()
-    given = {k: v for k, v in options.items() if v is not None}
-    try:
-        train_settings = base.train.model_validate({**base.train.model_dump(), **given})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise fail(f"invalid option --{str(first['loc'][0]).replace('_', '-')}: {first['msg']}", 2) from exc
+    train_settings = _with_options(
+        base.train,
+        epochs=epochs,
+        negatives=negatives,
+        max_groups=max_groups,
+        max_length=max_length,
+        batch_groups=batch_groups,
+        learning_rate=learning_rate,
+        device=device,
+        seed=seed,
+    )
     _setup_logging(base)
     data_dir = data or Path(os.environ.get("CLINQA_DATA", "../shared/data"))
     datasets = list(dataset or [])
@@ -526,10 +561,9 @@ def _train(kind: str, options: dict[str, object]) -> None:
                 )
     except (DatasetError, BuildError, IndexUnavailableError, OSError) as exc:
         raise fail(str(exc)) from exc
-    source = {"sources": sources}
     err.print(f"{len(groups)} training groups from {sources}", highlight=False)
     columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    trainer = train_reranker if kind == "reranker" else train_encoder
+    trainer = train_reranker if kind is TrainKind.reranker else train_encoder
     try:
         with Progress(*columns, console=err) as progress:
             task = progress.add_task("training", total=None)
@@ -537,94 +571,19 @@ def _train(kind: str, options: dict[str, object]) -> None:
             def hook(done: int, total: int) -> None:
                 progress.update(task, total=total, advance=done)
 
-            report = trainer(groups, train_settings, out_dir, data=source, progress=hook)
+            report = trainer(groups, train_settings, out_dir, data={"sources": sources}, progress=hook)
     except TrainingError as exc:
         raise fail(str(exc)) from exc
-    table = Table(title=f"{kind} written to {out_dir}", show_header=False)
+    table = Table(title=f"{kind.value} written to {out_dir}", show_header=False)
     for label, value in [
         ("groups", f"{report.groups} ({', '.join(f'{k} {v}' for k, v in report.sources.items())})"),
         ("steps", f"{report.steps} ({train_settings.epochs} epoch(s) of {train_settings.batch_groups} groups)"),
         ("loss", f"{report.loss_first:.3f} -> {report.loss_last:.3f} (first and last tenth of steps)"),
         ("time", f"{report.seconds:.1f} s ({report.pairs_per_s:.1f} texts or pairs/s on {train_settings.device})"),
-        ("use it", f"CLINQA_RERANK__MODEL={out_dir}" if kind == "reranker" else f"CLINQA_ENCODER__MODEL={out_dir}"),
+        ("use it", f"CLINQA_{'RERANK' if kind is TrainKind.reranker else 'ENCODER'}__MODEL={out_dir}"),
     ]:
         table.add_row(label, value)
     out.print(table)
-
-
-def _train_options(
-    out: Path,
-    dataset: list[str] | None,
-    sample_files: int,
-    titles: bool,
-    data: Path | None,
-    work: Path,
-    epochs: int | None,
-    negatives: int | None,
-    max_groups: int | None,
-    max_length: int | None,
-    batch_groups: int | None,
-    learning_rate: float | None,
-    device: str | None,
-    seed: int | None,
-) -> dict[str, object]:
-    return dict(locals())
-
-
-_DatasetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        help="Train on a shared dataset's training split: pubmedqa or medquad (repeatable: groups are pooled). "
-        "Default: section titles of the current index."
-    ),
-]
-_TitlesOpt = Annotated[bool, typer.Option("--titles", help="Also use section titles as pseudo-queries.")]
-_SampleOpt = Annotated[int, typer.Option(help="MedQuAD: a fixed sample of N files (0 = all), as in eval.")]
-_DataOpt = Annotated[Path | None, typer.Option(help="Shared data folder (default $CLINQA_DATA or ../shared/data).")]
-_WorkOpt = Annotated[Path, typer.Option(help="Where dataset corpora and indexes are kept (shared with eval).")]
-_Int = Annotated[int | None, typer.Option()]
-
-
-@train_app.command("reranker")
-def train_reranker_cmd(
-    out: Annotated[Path, typer.Option(help="Model folder to write.")] = Path("models/reranker"),
-    dataset: _DatasetOpt = None,
-    sample_files: _SampleOpt = 0,
-    titles: _TitlesOpt = False,
-    data: _DataOpt = None,
-    work: _WorkOpt = Path(".cache/eval"),
-    epochs: _Int = None,
-    negatives: _Int = None,
-    max_groups: Annotated[int | None, typer.Option(help="Use at most N groups (0 = all).")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Tokens per (query, passage) pair.")] = None,
-    batch_groups: _Int = None,
-    learning_rate: Annotated[float | None, typer.Option()] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
-    seed: _Int = None,
-) -> None:
-    """Fine-tune a cross-encoder reranker from the packaged MiniLM weights on mined (query, passage) groups."""
-    _train("reranker", _train_options(**locals()))
-
-
-@train_app.command("encoder")
-def train_encoder_cmd(
-    out: Annotated[Path, typer.Option(help="Model folder to write.")] = Path("models/encoder"),
-    dataset: _DatasetOpt = None,
-    sample_files: _SampleOpt = 0,
-    titles: _TitlesOpt = False,
-    data: _DataOpt = None,
-    work: _WorkOpt = Path(".cache/eval"),
-    epochs: _Int = None,
-    negatives: _Int = None,
-    max_groups: Annotated[int | None, typer.Option(help="Use at most N groups (0 = all).")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Tokens per text.")] = None,
-    batch_groups: _Int = None,
-    learning_rate: Annotated[float | None, typer.Option()] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda.")] = None,
-    seed: _Int = None,
-) -> None:
-    """Fine-tune the bi-encoder (in-batch and BM25 hard negatives); rebuild the index with it to use it."""
-    _train("encoder", _train_options(**locals()))
 
 
 _BADGE = {

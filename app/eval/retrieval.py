@@ -30,6 +30,7 @@ from app.pipeline.rerank import blend_with_fused
 from app.pipeline.runner import Pipeline
 from app.pipeline.types import Query, RankedList, ScoredChunk
 from indexer.build import BuildReport, build_index
+from indexer.loaders.base import record_id
 
 DEPTH = 100
 
@@ -93,7 +94,7 @@ def run_configurations(
     pipeline: Pipeline, collection: Collection
 ) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
     index = pipeline.index
-    doc_of_row = [c.doc_id.split("#", 1)[1] if "#" in c.doc_id else c.doc_id for c in index.chunks]
+    doc_of_row = [record_id(c.doc_id) for c in index.chunks]
     r = pipeline.retriever
     runs: dict[str, dict[str, list[str]]] = {}
     seconds: dict[str, float] = {}
@@ -127,8 +128,8 @@ def run_configurations(
         hybrid = pipeline.fuser.run([bm25, dense], index.chunks, top_k=DEPTH)
         record("hybrid", qid, _documents(hybrid, doc_of_row), t)
         t = time.perf_counter()
-        weighted = other_fuser.run([bm25, dense], index.chunks, top_k=DEPTH)
-        record(f"hybrid ({other_fuser.settings.method})", qid, _documents(weighted, doc_of_row), t)
+        other_fused = other_fuser.run([bm25, dense], index.chunks, top_k=DEPTH)
+        record(f"hybrid ({other_fuser.settings.method})", qid, _documents(other_fused, doc_of_row), t)
         t = time.perf_counter()
         dense_rich = dense if rich.rewritten == plain.rewritten else r.dense.run(rich, DEPTH)
         lists: list[RankedList] = [bm25x, dense_rich, concept]

@@ -10,8 +10,8 @@ class _Fuser:
     def __init__(self, settings: FuseSettings) -> None:
         self.settings = settings
 
-    def contributions(self, lst: RankedList) -> list[tuple[int, float]]:
-        """Each hit's share of the fused score."""
+    def contributions(self, lst: RankedList) -> list[float]:
+        """Each hit's share of the fused score, in the list's order."""
         raise NotImplementedError
 
     def run(self, ranked: list[RankedList], chunks: list[Chunk], top_k: int | None = None) -> list[ScoredChunk]:
@@ -19,7 +19,7 @@ class _Fuser:
         scores: dict[int, dict[str, float]] = {}
         ranks: dict[int, dict[str, int]] = {}
         for lst in ranked:
-            for rank, ((row, score), (_, share)) in enumerate(zip(lst.hits, self.contributions(lst), strict=True), 1):
+            for rank, ((row, score), share) in enumerate(zip(lst.hits, self.contributions(lst), strict=True), 1):
                 fused[row] = fused.get(row, 0.0) + share
                 scores.setdefault(row, {})[lst.channel] = score
                 ranks.setdefault(row, {})[lst.channel] = rank
@@ -45,23 +45,22 @@ class ReciprocalRankFuser(_Fuser):
             raise ValueError(f"rrf_k must be > 0, got {settings.rrf_k}")
         super().__init__(settings)
 
-    def contributions(self, lst: RankedList) -> list[tuple[int, float]]:
+    def contributions(self, lst: RankedList) -> list[float]:
         weight, k = self.settings.weights.get(lst.channel, 1.0), self.settings.rrf_k
-        return [(row, weight / (k + rank)) for rank, (row, _) in enumerate(lst.hits, start=1)]
+        return [weight / (k + rank) for rank in range(1, len(lst.hits) + 1)]
 
 
 class WeightedScoreFuser(_Fuser):
     """Sum of w * min-max normalised score per channel (each list normalised over its own hits: the best
     hit gets 1, the worst 0, a single hit 1). Uses how far apart the scores are, which RRF throws away."""
 
-    def contributions(self, lst: RankedList) -> list[tuple[int, float]]:
+    def contributions(self, lst: RankedList) -> list[float]:
         weight = self.settings.weights.get(lst.channel, 1.0)
-        if not lst.hits:
-            return []
         values = [s for _, s in lst.hits]
-        low, high = min(values), max(values)
-        span = high - low
-        return [(row, weight * ((s - low) / span if span > 0 else 1.0)) for row, s in lst.hits]
+        if not values:
+            return []
+        low, span = min(values), max(values) - min(values)
+        return [weight * ((s - low) / span if span > 0 else 1.0) for s in values]
 
 
 def make_fuser(settings: FuseSettings) -> _Fuser:

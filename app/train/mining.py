@@ -19,7 +19,8 @@ import numpy as np
 
 from app.config import TrainSettings
 from indexer.analysis import Analyzer
-from indexer.store import Chunk, IndexData
+from indexer.loaders.base import record_id
+from indexer.store import IndexData
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,6 @@ class TrainingGroup:
         return asdict(self)
 
 
-def document_key(chunk: Chunk) -> str:
-    """The collection's own document id: JSONL documents are stored as `<file>#<id>`."""
-    return chunk.doc_id.split("#", 1)[1] if "#" in chunk.doc_id else chunk.doc_id
-
-
 class Miner:
     def __init__(self, index: IndexData, settings: TrainSettings, analyzer: Analyzer | None = None) -> None:
         self.index = index
@@ -46,7 +42,7 @@ class Miner:
         self.rng = random.Random(settings.seed)
         self.rows_of_doc: dict[str, list[int]] = {}
         for row, chunk in enumerate(index.chunks):
-            self.rows_of_doc.setdefault(document_key(chunk), []).append(row)
+            self.rows_of_doc.setdefault(record_id(chunk.doc_id), []).append(row)
 
     def _scores(self, text: str) -> np.ndarray:
         tokens = [t for t in self.analyzer.tokens(text) if t in self.index.bm25.vocab_dict]
@@ -96,9 +92,8 @@ class Miner:
             seen.add(key)
             title = self.index.documents[chunk.doc_id].title if chunk.doc_id in self.index.documents else ""
             query = " ".join(dict.fromkeys([title, chunk.section_path[-1]]))
-            same_section = {
-                r for r in self.rows_of_doc.get(document_key(chunk), []) if self.index.chunks[r].section_path == key[1]
-            }
+            siblings = self.rows_of_doc.get(record_id(chunk.doc_id), [])
+            same_section = {r for r in siblings if self.index.chunks[r].section_path == key[1]}
             negatives = self._negatives(self._scores(query), same_section | {row})
             if negatives is not None:
                 groups.append(self._group(query, row, negatives, "title"))

@@ -19,11 +19,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from app.config import TrainSettings
 from app.train.mining import TrainingGroup
 from indexer.dense import resolve_model_path
 
+M = TypeVar("M")
 Progress = Callable[[int, int], None]  # (steps done now, total steps)
 
 # Files of a sentence-transformers bi-encoder folder that describe its pooling pipeline; a cross-encoder
@@ -99,6 +101,32 @@ def _check(groups: list[TrainingGroup], settings: TrainSettings) -> None:
 
         if not torch.cuda.is_available():
             raise TrainingError(f"train.device={settings.device!r} but torch sees no CUDA device")
+
+
+def _base_model(groups: list[TrainingGroup], settings: TrainSettings) -> str:
+    """Check the inputs, seed torch, and resolve the starting weights (offline when they are a local folder)."""
+    import torch
+
+    _check(groups, settings)
+    torch.manual_seed(settings.seed)
+    base = resolve_model_path(settings.base_model)
+    if os.path.isdir(base):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return base
+
+
+def _load(settings: TrainSettings, build: Callable[[], M]) -> M:
+    try:
+        return build()
+    except Exception as exc:  # OSError, ValueError, hub errors: all mean "cannot start from these weights"
+        raise TrainingError(f"cannot load base model {settings.base_model!r}: {exc}") from exc
+
+
+def _features(model, inputs: list) -> dict:
+    """The model's own tokenisation of `inputs`, on the model's device."""
+    from sentence_transformers.util import batch_to_device
+
+    return batch_to_device(model.preprocess(inputs), model.device)
 
 
 def _loop(
@@ -180,28 +208,22 @@ def train_reranker(
     import torch
     from sentence_transformers import CrossEncoder
 
-    _check(groups, settings)
-    torch.manual_seed(settings.seed)
-    base = resolve_model_path(settings.base_model)
+    base = _base_model(groups, settings)
     with tempfile.TemporaryDirectory(prefix="clinqa-base-") as work:
-        if os.path.isdir(base):
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            model = CrossEncoder(
+        model = _load(
+            settings,
+            lambda: CrossEncoder(
                 _transformer_only(base, Path(work)),
                 num_labels=1,
                 max_length=settings.max_length,
                 device=settings.device,
-            )
-        except Exception as exc:  # OSError, ValueError, hub errors
-            raise TrainingError(f"cannot load base model {settings.base_model!r}: {exc}") from exc
+            ),
+        )
     width = 1 + settings.negatives
 
     def step_loss(batch: list[TrainingGroup]):
         pairs = [(g.query, passage) for g in batch for passage in (g.positive, *g.negatives)]
-        features = model.preprocess(pairs)
-        features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
-        logits = model(features)["scores"].float().view(len(batch), width)
+        logits = model(_features(model, pairs))["scores"].float().view(len(batch), width)
         target = torch.zeros(len(batch), dtype=torch.long, device=logits.device)  # the positive is column 0
         return torch.nn.functional.cross_entropy(logits, target)
 
@@ -224,22 +246,13 @@ def train_encoder(
     import torch
     from sentence_transformers import SentenceTransformer
 
-    _check(groups, settings)
-    torch.manual_seed(settings.seed)
-    base = resolve_model_path(settings.base_model)
-    if os.path.isdir(base):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        model = SentenceTransformer(base, device=settings.device)
-    except Exception as exc:
-        raise TrainingError(f"cannot load base model {settings.base_model!r}: {exc}") from exc
+    base = _base_model(groups, settings)
+    model = _load(settings, lambda: SentenceTransformer(base, device=settings.device))
     served_length = model.max_seq_length  # what the index build and queries will use; training may cut shorter
     model.max_seq_length = settings.max_length
 
     def embed(texts: list[str]):
-        features = model.preprocess(texts)
-        features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
-        return torch.nn.functional.normalize(model(features)["sentence_embedding"].float(), dim=-1)
+        return torch.nn.functional.normalize(model(_features(model, texts))["sentence_embedding"].float(), dim=-1)
 
     def step_loss(batch: list[TrainingGroup]):
         queries = embed([g.query for g in batch])

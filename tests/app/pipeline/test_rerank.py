@@ -7,32 +7,14 @@ import pytest
 from app.config import RerankSettings
 from app.pipeline.rerank import CrossEncoderReranker, RerankerLoadError, blend_with_fused
 from app.pipeline.types import Chunk, Query, ScoredChunk
+from tests.helpers import write_tiny_bert
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
 def tiny_cross_encoder(tmp_path_factory) -> Path:
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    path = tmp_path_factory.mktemp("tiny-ce")
-    words = "hypertension asthma gout treatment adults ramipril amlodipine dose daily the for of in".split()
-    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(words) + 5,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=1,
-    )
-    BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-ce"), num_labels=1)
 
 
 def candidates(n: int) -> list[ScoredChunk]:

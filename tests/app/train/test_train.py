@@ -8,8 +8,9 @@ import pytest
 from app.config import RerankSettings, TrainSettings
 from app.pipeline.rerank import CrossEncoderReranker
 from app.pipeline.types import Query, ScoredChunk
-from app.train.mining import Miner, document_key
+from app.train.mining import Miner
 from app.train.models import TrainingError, train_encoder, train_reranker
+from indexer.loaders.base import record_id
 from indexer.store import read_index, resolve_version
 from tests.helpers import clinqa, write_tiny_bert
 
@@ -39,12 +40,12 @@ def test_title_groups_take_negatives_from_other_sections(index):
 
 
 def test_question_groups_use_the_gold_documents_best_chunk(index):
-    doc = next(document_key(c) for c in index.chunks if "ramipril" in c.text)
+    doc = next(record_id(c.doc_id) for c in index.chunks if "ramipril" in c.text)
     miner = Miner(index, settings())
     groups = miner.from_questions({"q1": "ramipril dose for adults under 55", "q2": "  "}, {"q1": [doc], "q2": [doc]})
     assert len(groups) == 1 and "ramipril" in groups[0].positive
     by_text = {c.search_text: c for c in index.chunks}
-    assert all(document_key(by_text[n]) != doc for n in groups[0].negatives)
+    assert all(record_id(by_text[n].doc_id) != doc for n in groups[0].negatives)
     assert miner.from_questions({"q": "ramipril"}, {"q": ["no-such-document"]}) == []
 
 
