@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -152,18 +152,58 @@ class TrainSettings(_Section):
 
 
 class GenerateSettings(_Section):
+    backend: Literal["extractive", "llama_cpp", "openai"] = Field(
+        "extractive",
+        description="extractive: quote evidence sentences (no model); llama_cpp: a GGUF model in-process "
+        "(pip install 'clinqa[llm]'); openai: any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, TGI).",
+    )
     evidence_chunks: int = Field(5, ge=1, le=50, description="Top chunks the answer may quote from.")
-    max_sentences: int = Field(3, ge=1, le=20, description="Most sentences in an extractive answer.")
+    max_sentences: int = Field(3, ge=1, le=20, description="Most sentences in an answer.")
     max_sentences_per_chunk: int = Field(2, ge=1, le=20, description="Most sentences quoted from one chunk.")
     min_sentence_score: float = Field(
         0.25, ge=0, le=1, description="Least share of the question's weighted terms a quoted sentence covers."
     )
+    model: str | None = Field(
+        None,
+        description="llama_cpp: a GGUF file path, or 'hub-repo-id/file.gguf' (downloaded on machines with "
+        "internet); openai: the model name the server knows.",
+    )
+    base_url: str | None = Field(None, description="openai: the server's base URL, e.g. http://127.0.0.1:8080/v1.")
+    api_key: SecretStr | None = Field(None, description="openai: bearer token, when the server wants one.")
+    prompt_version: int = Field(2, ge=1, description="Version of prompts/answer.v<N>.txt.")
+    context_tokens: int = Field(
+        4096, ge=256, le=1_048_576, description="The model's context window: prompt + answer must fit in it."
+    )
+    max_tokens: int = Field(512, ge=16, le=32_768, description="Most tokens the model may write for one answer.")
+    max_sentence_chars: int = Field(300, ge=20, le=2000, description="Longest sentence the JSON schema allows.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0: greedy).")
+    seed: int = Field(0, description="Sampling seed.")
+    timeout_s: float = Field(60.0, gt=0, le=3600, description="openai: per-request timeout.")
+    retries: int = Field(2, ge=0, le=10, description="openai: retries on timeouts, connection errors and 5xx.")
+    threads: int | None = Field(None, ge=1, le=512, description="llama_cpp: CPU threads (default: llama.cpp's).")
+    gpu_layers: int = Field(0, ge=-1, description="llama_cpp: layers offloaded to the GPU (-1: all).")
 
 
 class VerifySettings(_Section):
     policy: Literal["remove", "flag"] = Field(
         "remove", description="Unsupported sentences are removed, or kept and flagged as unsupported."
     )
+    min_similarity: float = Field(
+        0.75,
+        ge=-1,
+        le=1,
+        description="Least cosine similarity (dense encoder) between a paraphrased sentence and the cited "
+        "sentence it is closest to, for the paraphrase to count as supported.",
+    )
+    min_overlap: float = Field(
+        0.6, gt=0, le=1, description="Least share of a paraphrase's content terms found in the cited evidence span."
+    )
+    nli_model: str | None = Field(
+        None,
+        description="Optional NLI cross-encoder (local path or hub id, labels incl. 'entailment'); when set, a "
+        "paraphrase must also be entailed by its evidence span.",
+    )
+    nli_min_entailment: float = Field(0.5, ge=0, le=1, description="Least entailment probability from the NLI model.")
 
 
 class AbstainSettings(_Section):

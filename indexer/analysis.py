@@ -180,6 +180,8 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     while j > 0 and (text[j - 1].isalpha() or text[j - 1] == "."):
         j -= 1
     word = text[j:dot].lower()
+    if j > 0 and text[j - 1] == "/":
+        return False  # the end of a unit ("360 µmol/l."), not an initial
     return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 

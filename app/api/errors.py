@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.pipeline.generate import GenerationError
 from app.pipeline.runner import StageError
 from indexer.store import IndexUnavailableError
 
@@ -78,6 +79,14 @@ def _validation_message(err: dict) -> str:
     return str(err.get("msg", "invalid value"))
 
 
+def stage_error(exc: StageError, request_id: str) -> tuple[int, str, str]:
+    """Status, code and message for a failed stage (logged here): 502 when the language model failed."""
+    log.error("pipeline stage failed", exc_info=exc, extra={"stage": exc.stage, "request_id": request_id})
+    if isinstance(exc.__cause__, GenerationError):
+        return 502, "upstream_model_error", str(exc.__cause__)
+    return 500, "internal_error", f"the {exc.stage} stage failed; see server logs"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -106,12 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StageError)
     async def _stage(request: Request, exc: StageError) -> JSONResponse:
-        log.error(
-            "pipeline stage failed",
-            exc_info=exc,
-            extra={"stage": exc.stage, "request_id": request_id_of(request)},
-        )
-        return error_response(request, 500, "internal_error", f"the {exc.stage} stage failed; see server logs")
+        return error_response(request, *stage_error(exc, request_id_of(request)))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

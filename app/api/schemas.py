@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.pipeline.runner import AskOutcome, SearchOutcome
-from app.pipeline.types import Citation, EvidenceCheck, Query, ScoredChunk, Sentence, StageNote
+from app.pipeline.types import Citation, EvidenceCheck, Generation, Query, ScoredChunk, Sentence, StageNote
 
 # Hard upper bound for the schema; the configured limit (api.max_question_chars) is checked per request.
 QUESTION_HARD_LIMIT = 100_000
@@ -62,6 +62,7 @@ class AskResponse(BaseModel):
     sources: list[Source] = Field(description="The evidence considered, best first (closest sources when abstaining).")
     query: Query
     evidence_check: EvidenceCheck
+    generation: Generation = Field(description="The generator, model and prompt template version used.")
     stages: list[StageNote] = Field(description="Stages skipped or degraded for this request.")
     timings_ms: dict[str, float]
     index_version: str
@@ -77,7 +78,7 @@ class SearchResponse(BaseModel):
     index_version: str
 
 
-def _source(scored: ScoredChunk, documents: dict) -> Source:
+def source_of(scored: ScoredChunk, documents: dict) -> Source:
     chunk = scored.chunk
     doc = documents[chunk.doc_id]
     return Source(
@@ -109,9 +110,10 @@ def ask_response(outcome: AskOutcome, request_id: str, documents: dict) -> AskRe
         answer=a.text,
         sentences=a.sentences,
         citations=a.citations,
-        sources=[_source(s, documents) for s in outcome.evidence],
+        sources=[source_of(s, documents) for s in outcome.evidence],
         query=outcome.query,
         evidence_check=outcome.evidence_check,
+        generation=outcome.generation,
         stages=outcome.notes,
         timings_ms=outcome.timings_ms,
         index_version=outcome.index_version,
@@ -122,7 +124,7 @@ def search_response(outcome: SearchOutcome, request_id: str, documents: dict) ->
     return SearchResponse(
         request_id=request_id,
         query=outcome.query,
-        results=[_source(s, documents) for s in outcome.results],
+        results=[source_of(s, documents) for s in outcome.results],
         stages=outcome.notes,
         timings_ms=outcome.timings_ms,
         index_version=outcome.index_version,

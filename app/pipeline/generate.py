@@ -1,13 +1,17 @@
-"""Extractive answer generation: quote the evidence sentences that best cover the question.
+"""Answer generation behind one interface, and the default extractive generator.
 
-No language model is involved, so every sentence of the answer is a verbatim span of a cited chunk;
-the verifier still checks each one, exactly as it would check a generated sentence.
+Every generator turns (query, terms, evidence) into a `Draft`: sentences, each citing spans of
+evidence chunks. `stream()` yields each `DraftSentence` as soon as it is final, then the whole
+`Draft` last; `run()` is the same without the wait. The extractive generator quotes evidence
+sentences verbatim (no model); the LLM generators live in `app.pipeline.llm`. The verifier checks
+every sentence the same way whichever generator wrote it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -35,6 +39,31 @@ class _Candidate:
 Embedder = Callable[[list[str]], np.ndarray]
 
 
+class GenerationError(RuntimeError):
+    """The language model (in-process or behind an HTTP server) failed to produce an answer; the API answers
+    502. The message names the backend and the cause."""
+
+
+class Generator(Protocol):
+    name: str
+
+    def stream(self, query: Query, terms: QueryTerms, evidence: list[ScoredChunk]) -> Iterator[DraftSentence | Draft]:
+        """Yield each sentence when it is final, then the complete `Draft` as the last item."""
+        ...
+
+    def run(self, query: Query, terms: QueryTerms, evidence: list[ScoredChunk]) -> Draft: ...
+
+
+def last_draft(items: Iterator[DraftSentence | Draft]) -> Draft:
+    """Drain a `stream()` and return its closing `Draft`."""
+    draft = None
+    for item in items:
+        draft = item
+    if not isinstance(draft, Draft):
+        raise RuntimeError("generator stream ended without a Draft")
+    return draft
+
+
 class ExtractiveGenerator:
     """Pick sentences by a blend of question-term coverage (IDF-weighted, concept-aware, with the
     section heading as context) and semantic similarity to the question (the dense encoder)."""
@@ -46,6 +75,13 @@ class ExtractiveGenerator:
         self.analyzer = analyzer
         self.linker = linker
         self.embed = embed
+
+    name = "extractive"
+
+    def stream(self, query: Query, terms: QueryTerms, evidence: list[ScoredChunk]) -> Iterator[DraftSentence | Draft]:
+        draft = self.run(query, terms, evidence)
+        yield from draft.sentences
+        yield draft
 
     def run(self, query: Query, terms: QueryTerms, evidence: list[ScoredChunk]) -> Draft:
         candidates = self._candidates(terms, evidence[: self.settings.evidence_chunks])

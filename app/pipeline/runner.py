@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from app.config import Settings
 from app.pipeline.abstain import EvidenceGate
 from app.pipeline.fuse import make_fuser
-from app.pipeline.generate import ExtractiveGenerator
+from app.pipeline.generate import ExtractiveGenerator, Generator
 from app.pipeline.rerank import CrossEncoderReranker
 from app.pipeline.retrieve import HybridRetriever
 from app.pipeline.rewrite import QueryRewriter
@@ -23,13 +23,16 @@ from app.pipeline.terms import TermStatistics, query_terms
 from app.pipeline.types import (
     Answer,
     Citation,
+    Draft,
     EvidenceCheck,
+    Generation,
     Query,
     ScoredChunk,
     Sentence,
+    SpanRef,
     StageNote,
 )
-from app.pipeline.verify import CheckedSentence, CitationVerifier
+from app.pipeline.verify import CheckedSentence, CitationVerifier, NliScorer
 from indexer.analysis import Analyzer
 from indexer.dense import configure_search, load_encoder
 from indexer.store import IndexData, IndexUnavailableError, read_index, resolve_version
@@ -52,7 +55,8 @@ class _Trace:
     notes: list[StageNote] = field(default_factory=list)
 
     @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str, accumulate: bool = False) -> Iterator[None]:
+        """Time a stage (adding to its earlier time with `accumulate`, for stages that run piecewise)."""
         t = time.perf_counter()
         try:
             yield
@@ -61,7 +65,8 @@ class _Trace:
         except Exception as exc:
             raise StageError(name, exc) from exc
         finally:
-            self.timings_ms[name] = round((time.perf_counter() - t) * 1000, 2)
+            took = (time.perf_counter() - t) * 1000 + (self.timings_ms.get(name, 0.0) if accumulate else 0.0)
+            self.timings_ms[name] = round(took, 2)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,38 @@ class AskOutcome:
     notes: list[StageNote]
     timings_ms: dict[str, float]
     index_version: str
+    generation: Generation
+
+
+@dataclass(frozen=True)
+class QueryEvent:
+    """The question as rewritten, with its concepts."""
+
+    query: Query
+
+
+@dataclass(frozen=True)
+class SourcesEvent:
+    """The evidence the answer will be drawn from, and whether it suffices."""
+
+    evidence: list[ScoredChunk]
+    evidence_check: EvidenceCheck
+
+
+@dataclass(frozen=True)
+class SentenceEvent:
+    """One verified sentence as it will be shown, with the citations it is the first to use."""
+
+    sentence: Sentence
+    citations: tuple[Citation, ...]
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    outcome: AskOutcome
+
+
+AskEvent = QueryEvent | SourcesEvent | SentenceEvent | DoneEvent
 
 
 def check_compatible(index: IndexData, settings: Settings, analyzer: Analyzer) -> None:
@@ -100,7 +137,15 @@ def check_compatible(index: IndexData, settings: Settings, analyzer: Analyzer) -
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, index: IndexData, encoder, reranker: CrossEncoderReranker | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        index: IndexData,
+        encoder,
+        reranker: CrossEncoderReranker | None,
+        llm: Generator | None = None,
+        nli=None,
+    ) -> None:
         self.settings = settings
         self.index = index
         self.encoder = encoder
@@ -115,10 +160,12 @@ class Pipeline:
         self.fuser = make_fuser(settings.fuse)
         self.reranker = reranker
         self.gate = EvidenceGate(settings.abstain, self.analyzer, index.graph)
-        self.generator = ExtractiveGenerator(
+        self.llm = llm
+        self.generator: Generator = llm or ExtractiveGenerator(
             settings.generate, self.analyzer, linker, embed=self.retriever.dense.embed_many
         )
-        self.verifier = CitationVerifier(settings.verify, self.analyzer)
+        self.verifier = CitationVerifier(settings.verify, self.analyzer, linker, embed=self.retriever.dense.embed_many)
+        self.verifier.nli = nli
 
     @classmethod
     def load(cls, settings: Settings) -> Pipeline:
@@ -128,7 +175,13 @@ class Pipeline:
             check_compatible(index, settings, Analyzer())  # fail before the slow encoder load
         encoder = load_encoder(settings.encoder)
         reranker = CrossEncoderReranker(settings.rerank).load() if settings.rerank.model else None
-        pipeline = cls(settings, index, encoder, reranker)
+        llm = None
+        if settings.generate.backend != "extractive":
+            from app.pipeline.llm import load_llm_generator
+
+            llm = load_llm_generator(settings.generate)
+        nli = NliScorer(settings.verify.nli_model) if settings.verify.nli_model else None
+        pipeline = cls(settings, index, encoder, reranker, llm, nli)
         pipeline.warm_up()
         log.info(
             "pipeline ready",
@@ -136,6 +189,8 @@ class Pipeline:
                 "index_version": index.version,
                 "chunks": len(index.chunks),
                 "reranker": settings.rerank.model,
+                "generator": pipeline.generator.name,
+                "nli": settings.verify.nli_model,
             },
         )
         return pipeline
@@ -146,7 +201,7 @@ class Pipeline:
 
     def with_index(self, index: IndexData) -> Pipeline:
         """A pipeline over another index version that shares this one's loaded models."""
-        return Pipeline(self.settings, index, self.encoder, self.reranker)
+        return Pipeline(self.settings, index, self.encoder, self.reranker, self.llm, self.verifier.nli)
 
     @property
     def index_version(self) -> str:
@@ -166,23 +221,64 @@ class Pipeline:
         )
 
     def ask(self, question: str) -> AskOutcome:
+        *_, done = self.ask_events(question)
+        assert isinstance(done, DoneEvent)
+        return done.outcome
+
+    def ask_events(self, question: str) -> Iterator[AskEvent]:
+        """The answer as it is made: the rewritten query, the sources, each verified sentence as soon as it
+        is checked, then the whole outcome. `ask()` is this, drained."""
         trace = _Trace()
         t = time.perf_counter()
         query, results = self._retrieve(question, trace)
+        yield QueryEvent(query)
         evidence = results[: self.settings.generate.evidence_chunks]
         with trace.stage("gate"):
             terms = query_terms(query, self.analyzer, self.term_stats)
             check = self.gate.run(terms, evidence)
+        yield SourcesEvent(evidence, check)
+        generation = Generation(backend=self.generator.name, model=self.settings.generate.model if self.llm else None)
         if not check.sufficient:
             answer = _abstained(check.reason or "insufficient evidence")
         else:
-            with trace.stage("generate"):
-                draft = self.generator.run(query, terms, evidence)
-            with trace.stage("verify"):
-                checked = self.verifier.run(draft, evidence)
-            answer = self._compose(checked, evidence)
+            composer = _Composer(self.index, evidence, self.settings.verify.policy)
+            chunks = {c.chunk.id: c.chunk for c in evidence}
+            stream = self.generator.stream(query, terms, evidence)
+            draft: Draft | None = None
+            while draft is None:
+                with trace.stage("generate", accumulate=True):
+                    item = next(stream, None)
+                    if item is None:
+                        raise RuntimeError(f"the {self.generator.name} generator ended without a draft")
+                if isinstance(item, Draft):
+                    draft = item
+                    break
+                with trace.stage("verify", accumulate=True):
+                    checked = self.verifier.check(item, chunks)
+                shown = composer.add(checked)
+                if shown is not None:
+                    yield SentenceEvent(*shown)
+            trace.timings_ms.setdefault("verify", 0.0)
+            generation = Generation(
+                backend=draft.generator,
+                model=draft.model,
+                prompt=draft.prompt,
+                dropped_evidence=draft.dropped_evidence,
+            )
+            if draft.dropped_evidence:
+                trace.notes.append(
+                    StageNote(
+                        stage="generate",
+                        status="degraded",
+                        message=f"{len(draft.dropped_evidence)} lowest-ranked evidence passage(s) did not fit the "
+                        f"model's context and were left out: {', '.join(draft.dropped_evidence)}",
+                    )
+                )
+            answer = composer.answer(insufficient=draft.insufficient)
         trace.timings_ms["total"] = round((time.perf_counter() - t) * 1000, 2)
-        return AskOutcome(query, answer, evidence, check, trace.notes, trace.timings_ms, self.index_version)
+        yield DoneEvent(
+            AskOutcome(query, answer, evidence, check, trace.notes, trace.timings_ms, self.index_version, generation)
+        )
 
     def _retrieve(self, text: str, trace: _Trace) -> tuple[Query, list[ScoredChunk]]:
         with trace.stage("rewrite"):
@@ -211,62 +307,88 @@ class Pipeline:
         trace.timings_ms["rerank"] = round((time.perf_counter() - t) * 1000, 2)
         return query, fused
 
-    def _compose(self, checked: list[CheckedSentence], evidence: list[ScoredChunk]) -> Answer:
-        if self.settings.verify.policy == "remove":
-            kept = [s for s in checked if s.support != "unsupported"]
-        else:
-            kept = list(checked)
-        if not kept:
-            reason = (
-                "no sentence in the retrieved passages answers the question closely enough"
-                if not checked
-                else "no drafted sentence could be verified against its cited passage"
-            )
+
+class _Composer:
+    """Numbers citations in order of first use and assembles the answer, one verified sentence at a time."""
+
+    def __init__(self, index: IndexData, evidence: list[ScoredChunk], policy: str) -> None:
+        self.index = index
+        self.by_id = {c.chunk.id: c.chunk for c in evidence}
+        self.policy = policy
+        self.numbers: dict[tuple[str, int, int], int] = {}
+        self.citations: list[Citation] = []
+        self.sentences: list[Sentence] = []
+        self.removed = 0
+
+    def add(self, checked: CheckedSentence) -> tuple[Sentence, tuple[Citation, ...]] | None:
+        """The sentence as shown and the citations it introduces; None when the policy removes it."""
+        if checked.support == "unsupported" and self.policy == "remove":
+            self.removed += 1
+            return None
+        new: list[Citation] = []
+        nums: list[int] = []
+        for ref in checked.cites:
+            key = (ref.chunk_id, ref.start, ref.end)
+            if key not in self.numbers:
+                self.numbers[key] = len(self.numbers) + 1
+                new.append(self._citation(self.numbers[key], ref))
+            nums.append(self.numbers[key])
+        sentence = Sentence(
+            text=checked.text, citations=tuple(nums), support=checked.support, support_reason=checked.reason
+        )
+        self.sentences.append(sentence)
+        self.citations.extend(new)
+        return sentence, tuple(new)
+
+    def _citation(self, number: int, ref: SpanRef) -> Citation:
+        chunk = self.by_id[ref.chunk_id]
+        doc = self.index.documents[chunk.doc_id]
+        return Citation(
+            number=number,
+            chunk_id=chunk.id,
+            doc_id=chunk.doc_id,
+            title=doc.title,
+            breadcrumb=chunk.breadcrumb,
+            section_path=chunk.section_path,
+            organisation=doc.organisation,
+            url=doc.url,
+            published=doc.published,
+            reviewed=doc.reviewed,
+            disclaimer=doc.disclaimer,
+            quote=chunk.text[ref.start : ref.end],
+            start=ref.start,
+            end=ref.end,
+            source_start=chunk.source_offset(ref.start),
+            source_end=chunk.source_offset(ref.end),
+            chunk_text=chunk.text,
+        )
+
+    def answer(self, insufficient: bool = False) -> Answer:
+        if not self.sentences:
+            if insufficient:
+                reason = "the language model found that the retrieved passages do not answer the question"
+            elif self.removed:
+                reason = f"none of the {self.removed} drafted sentence(s) could be verified against its cited passage"
+            else:
+                reason = "no sentence in the retrieved passages answers the question closely enough"
             return _abstained(reason)
-        by_id = {c.chunk.id: c.chunk for c in evidence}
-        numbers: dict[tuple[str, int, int], int] = {}
-        citations: list[Citation] = []
-        sentences: list[Sentence] = []
-        for s in kept:
-            nums: list[int] = []
-            for ref in s.cites:
-                key = (ref.chunk_id, ref.start, ref.end)
-                if key not in numbers:
-                    numbers[key] = len(numbers) + 1
-                    chunk = by_id[ref.chunk_id]
-                    doc = self.index.documents[chunk.doc_id]
-                    citations.append(
-                        Citation(
-                            number=numbers[key],
-                            chunk_id=chunk.id,
-                            doc_id=chunk.doc_id,
-                            title=doc.title,
-                            breadcrumb=chunk.breadcrumb,
-                            section_path=chunk.section_path,
-                            organisation=doc.organisation,
-                            url=doc.url,
-                            published=doc.published,
-                            reviewed=doc.reviewed,
-                            disclaimer=doc.disclaimer,
-                            quote=chunk.text[ref.start : ref.end],
-                            start=ref.start,
-                            end=ref.end,
-                            source_start=chunk.source_offset(ref.start),
-                            source_end=chunk.source_offset(ref.end),
-                            chunk_text=chunk.text,
-                        )
-                    )
-                nums.append(numbers[key])
-            sentences.append(Sentence(text=s.text, citations=tuple(nums), support=s.support, support_reason=s.reason))
-        verified = all(s.support == "supported" for s in sentences)
-        text = " ".join(f"{s.text} {''.join(f'[{n}]' for n in s.citations)}".strip() for s in sentences)
+        verified = all(s.support == "supported" and s.citations for s in self.sentences)
+        if verified:
+            reason = None
+        else:
+            flagged = sum(s.support != "supported" for s in self.sentences)
+            reason = f"{flagged} of {len(self.sentences)} sentence(s) are not fully supported by their citations"
+        if self.removed:
+            removed = f"{self.removed} unsupported sentence(s) removed"
+            reason = f"{reason}; {removed}" if reason else removed
+        text = " ".join(f"{s.text} {''.join(f'[{n}]' for n in s.citations)}".strip() for s in self.sentences)
         return Answer(
             status="answered",
-            reason=None if verified else "some sentences are not fully supported by their citations",
+            reason=reason,
             verified=verified,
             text=text,
-            sentences=tuple(sentences),
-            citations=tuple(citations),
+            sentences=tuple(self.sentences),
+            citations=tuple(self.citations),
         )
 
 

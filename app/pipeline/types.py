@@ -17,6 +17,7 @@ __all__ = [
     "Draft",
     "DraftSentence",
     "EvidenceCheck",
+    "Generation",
     "Query",
     "RankedList",
     "ScoredChunk",
@@ -74,7 +75,7 @@ class ScoredChunk(_Frozen):
 
 
 class SpanRef(_Frozen):
-    """A character span inside a chunk's text."""
+    """A character span inside a chunk's text (a generator citing a whole passage gives 0..len(text))."""
 
     chunk_id: str
     start: int
@@ -90,6 +91,13 @@ class Draft(_Frozen):
     """The generator's output: sentences, each citing spans of evidence chunks."""
 
     sentences: tuple[DraftSentence, ...]
+    generator: str = Field("extractive", description="The backend that wrote it: extractive, llama_cpp, openai.")
+    prompt: str | None = Field(None, description="Prompt template id (e.g. answer.v2); none for extractive.")
+    model: str | None = Field(None, description="The language model used, when one was.")
+    insufficient: bool = Field(False, description="The generator judged the evidence unable to answer.")
+    dropped_evidence: tuple[str, ...] = Field(
+        (), description="Chunk ids left out of the prompt because the model's context could not hold them."
+    )
 
 
 class EvidenceCheck(_Frozen):
@@ -127,6 +135,17 @@ class Sentence(_Frozen):
     citations: tuple[int, ...] = Field(description="Citation numbers supporting this sentence.")
     support: SupportStatus
     support_reason: str | None = None
+
+
+class Generation(_Frozen):
+    """How the answer was written: recorded in every response."""
+
+    backend: str = Field(description="extractive, llama_cpp or openai.")
+    model: str | None = None
+    prompt: str | None = Field(None, description="Prompt template id, e.g. answer.v2 (none for extractive).")
+    dropped_evidence: tuple[str, ...] = Field(
+        (), description="Evidence chunk ids left out of the prompt because the model's context could not hold them."
+    )
 
 
 class StageNote(_Frozen):

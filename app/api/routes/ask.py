@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
 from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
 
 from app.api.deps import get_pipeline, get_request_id, get_settings
-from app.api.errors import ApiError, ErrorBody
+from app.api.errors import ApiError, ErrorBody, ErrorDetail, stage_error
 from app.api.schemas import (
     AskRequest,
     AskResponse,
@@ -11,9 +15,10 @@ from app.api.schemas import (
     SearchResponse,
     ask_response,
     search_response,
+    source_of,
 )
 from app.config import Settings
-from app.pipeline.runner import Pipeline
+from app.pipeline.runner import DoneEvent, Pipeline, QueryEvent, SentenceEvent, SourcesEvent, StageError
 
 router = APIRouter(prefix="/v1", tags=["answers"])
 _ERRORS = {
@@ -44,6 +49,63 @@ def ask(
     _check_length(body.question, "question", settings)
     outcome = pipeline.ask(body.question)
     return ask_response(outcome, request_id, pipeline.index.documents)
+
+
+_STREAM_DOC = """Server-sent events, in this order:
+
+- `query`: `{"request_id", "query"}`, the rewritten question and its concepts;
+- `sources`: `{"sources", "evidence_check"}`, the evidence, best first;
+- `sentence` (zero or more): `{"sentence", "citations"}`, each answer sentence as soon as it is verified, with
+  the citations it is the first to use (unsupported sentences are not sent when `verify.policy` is `remove`);
+- `done`: the same body as `POST /v1/ask` (status, verified, timings, index version, ...);
+- `error` instead of the rest if a stage fails after the stream began: the usual error body plus `status`.
+
+Invalid requests are answered before the stream starts, with the usual JSON error and status code."""
+
+
+def _event(name: str, data: dict) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _ask_stream(pipeline: Pipeline, question: str, request_id: str) -> Iterator[str]:
+    documents = pipeline.index.documents
+    try:
+        for event in pipeline.ask_events(question):
+            if isinstance(event, QueryEvent):
+                yield _event("query", {"request_id": request_id, "query": event.query.model_dump(mode="json")})
+            elif isinstance(event, SourcesEvent):
+                sources = [source_of(s, documents).model_dump(mode="json") for s in event.evidence]
+                check = event.evidence_check.model_dump(mode="json")
+                yield _event("sources", {"sources": sources, "evidence_check": check})
+            elif isinstance(event, SentenceEvent):
+                citations = [c.model_dump(mode="json") for c in event.citations]
+                yield _event("sentence", {"sentence": event.sentence.model_dump(mode="json"), "citations": citations})
+            elif isinstance(event, DoneEvent):
+                yield _event("done", ask_response(event.outcome, request_id, documents).model_dump(mode="json"))
+    except StageError as exc:
+        status, code, message = stage_error(exc, request_id)
+        body = ErrorBody(error=ErrorDetail(code=code, message=message), request_id=request_id)
+        yield _event("error", {"status": status, **body.model_dump()})
+
+
+@router.post(
+    "/ask/stream",
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}, **_ERRORS},
+    summary="The same answer as /v1/ask, streamed as server-sent events",
+    description=_STREAM_DOC,
+)
+def ask_stream(
+    body: AskRequest,
+    pipeline: Pipeline = Depends(get_pipeline),
+    settings: Settings = Depends(get_settings),
+    request_id: str = Depends(get_request_id),
+) -> StreamingResponse:
+    _check_length(body.question, "question", settings)
+    return StreamingResponse(
+        _ask_stream(pipeline, body.question, request_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Request-ID": request_id},
+    )
 
 
 @router.post("/search", response_model=SearchResponse, responses=_ERRORS, summary="Hybrid search over the index")
