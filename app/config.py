@@ -216,6 +216,11 @@ class AbstainSettings(_Section):
         le=1,
         description="Abstain when the evidence covers less than this IDF-weighted share of the question's terms.",
     )
+    min_rerank_score: float | None = Field(
+        None,
+        description="With a cross-encoder configured: abstain when its best score is below this. Scores are "
+        "model-specific, so there is no default; `python bench/abstention.py --reranker PATH` calibrates one.",
+    )
 
 
 class ApiSettings(_Section):

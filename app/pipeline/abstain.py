@@ -41,8 +41,17 @@ class EvidenceGate:
                 f"no indexed passage is close enough to the question (best similarity {best} < "
                 f"{self.settings.min_dense_score:.2f})"
             )
+        rerank = [c.scores["rerank"] for c in evidence if "rerank" in c.scores]
+        top_rerank = max(rerank) if rerank else None
+        floor = self.settings.min_rerank_score
+        if reason is None and floor is not None and top_rerank is not None and top_rerank < floor:
+            reason = (
+                f"no indexed passage is relevant enough to the question (best cross-encoder score "
+                f"{top_rerank:.2f} < {floor:.2f})"
+            )
         return EvidenceCheck(
             sufficient=reason is None,
+            top_rerank_score=top_rerank,
             reason=reason,
             top_dense_score=top_dense,
             query_coverage=round(coverage, 4),

@@ -106,6 +106,7 @@ class EvidenceCheck(_Frozen):
     sufficient: bool
     reason: str | None = None
     top_dense_score: float | None = None
+    top_rerank_score: float | None = Field(None, description="Best cross-encoder score, when one ran.")
     query_coverage: float = Field(description="IDF-weighted share of the question's terms found in the evidence.")
     missing_terms: tuple[str, ...] = ()
 
