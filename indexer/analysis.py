@@ -157,7 +157,10 @@ _ABBREVIATIONS = frozenset(
     ]
 )
 _BULLET_RE = re.compile(r"[ \t]*(?:[-*+]|\d{1,3}[.)])[ \t]+")
-_BOUNDARY_RE = re.compile(r"[.!?][\"')\]]*(?=\s+[\"'(\[]?[A-Z0-9])")
+# A sentence may end in reference markers: PDQ's Markdown links "[[3](#cit/section_1.3)]" or plain "[3, 4]".
+_BOUNDARY_RE = re.compile(
+    r"[.!?][\"')\]]*(?:\[\[[^\]\s]*\]\([^)\s]*\)\]|\[\d+(?:\s*[,–-]\s*\d+)*\])*(?=\s+[\"'(\[]?[A-Z0-9])"
+)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,19 @@ def test_split_sentences_basic_and_abbreviations():
     ]
 
 
+def test_split_sentences_after_reference_markers_and_units():
+    text = (
+        "Survival was 50%.[[8](#cit/section_1.8)] However, the index\nmattered.[3, 4] Urate fell below 360 µmol/l. "
+        "It stayed there."
+    )
+    assert texts(split_sentences(text), text) == [
+        "Survival was 50%.[[8](#cit/section_1.8)]",
+        "However, the index\nmattered.[3, 4]",
+        "Urate fell below 360 µmol/l.",
+        "It stayed there.",
+    ]
+
+
 def test_split_sentences_bullets_are_units_without_markers():
     text = "Options:\n\n- First option here.\n- Second option\n  continues here.\n\nAfter list."
     assert texts(split_sentences(text), text) == [
