@@ -172,10 +172,18 @@ class GenerateSettings(_Section):
     api_key: SecretStr | None = Field(None, description="openai: bearer token, when the server wants one.")
     prompt_version: int = Field(2, ge=1, description="Version of prompts/answer.v<N>.txt.")
     context_tokens: int = Field(
-        4096, ge=256, le=1_048_576, description="The model's context window: prompt + answer must fit in it."
+        8192, ge=256, le=1_048_576, description="The model's context window: prompt + answer must fit in it."
     )
-    max_tokens: int = Field(512, ge=16, le=32_768, description="Most tokens the model may write for one answer.")
-    max_sentence_chars: int = Field(300, ge=20, le=2000, description="Longest sentence the JSON schema allows.")
+    max_tokens: int = Field(
+        3072,
+        ge=16,
+        le=32_768,
+        description="Most tokens the model may write for one answer. The JSON schema's bounds (sentences, "
+        "characters per sentence) are sized so that the answer always closes within it, counting the worst case.",
+    )
+    max_sentence_chars: int = Field(
+        160, ge=20, le=2000, description="Longest sentence the JSON schema allows (shortened to fit max_tokens)."
+    )
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0: greedy).")
     seed: int = Field(0, description="Sampling seed.")
     timeout_s: float = Field(60.0, gt=0, le=3600, description="openai: per-request timeout.")

@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass
 
 from app.config import Settings
+from app.pipeline.generate import GenerationError
+from app.pipeline.rerank import RerankerLoadError
 from app.pipeline.runner import Pipeline
 from indexer.dense import EncoderLoadError
 from indexer.store import IndexUnavailableError, read_index, resolve_version
@@ -45,7 +47,7 @@ class PipelineHolder:
         try:
             self._pipeline = Pipeline.load(self.settings)
             self.not_ready_reason = None
-        except (IndexUnavailableError, EncoderLoadError) as exc:
+        except (IndexUnavailableError, EncoderLoadError, RerankerLoadError, GenerationError) as exc:
             self.not_ready_reason = str(exc)
             log.error("not ready", extra={"reason": str(exc)})
 
