@@ -7,7 +7,8 @@ most terms with it) and runs the checks in order; the first that fails decides:
 1. the cited chunk must be part of the evidence the generator was given (else: rejected);
 2. a verbatim quote of the chunk is `supported` (its span corrected if the offsets were off);
 3. numbers with their units, and frequency words ("twice", "daily"), must all occur in the span;
-4. negation must agree: the sentence and the span carry the same negation cues;
+4. negation must agree: the sentence and the span carry the same number of negation cues, and no word of
+   the sentence stands against its opposite in the span ("negative" cited to "positive");
 5. the sentence's clinical concepts (linked through the knowledge graph, so any synonym counts) must
    all occur in the span or the section heading above it;
 6. at least `min_overlap` of the sentence's content terms must occur in the span;
@@ -62,6 +63,28 @@ _NEGATION_RE = re.compile(
     re.IGNORECASE,
 )
 _WORD_RE = re.compile(r"[a-z]+")
+# Words whose opposite in the cited span reverses the claim without any negation cue ("p16 negative" cited to
+# "p16 positive"): a claim word counts when the span has one of its opposites and not the word itself.
+_OPPOSITE_PAIRS: tuple[tuple[str, str], ...] = (
+    ("positive", "negative"),
+    ("increase increases increased increasing", "decrease decreases decreased decreasing"),
+    ("higher", "lower"),
+    ("more", "fewer less"),
+    ("benign", "malignant"),
+    ("adult adults", "child children pediatric paediatric"),
+    ("before", "after"),
+    ("above", "below"),
+    ("early", "late advanced"),
+    ("improved", "worsened"),
+    ("superior", "inferior"),
+    ("men male", "women female"),
+)
+_OPPOSITES: dict[str, set[str]] = {}
+for _left, _right in _OPPOSITE_PAIRS:
+    for _word in _left.split():
+        _OPPOSITES.setdefault(_word, set()).update(_right.split())
+    for _word in _right.split():
+        _OPPOSITES.setdefault(_word, set()).update(_left.split())
 _PAIR_MARGIN = 0.15  # how much more of a sentence two adjacent cited sentences must hold than one
 _RANK: dict[SupportStatus, int] = {"unsupported": 0, "partial": 1, "supported": 2}
 
@@ -226,6 +249,9 @@ class CitationVerifier:
                 f"negation differs from the cited passage ({_describe_negation(claim_neg)} in the sentence, "
                 f"{_describe_negation(span_neg)} in the passage)",
             )
+        reversed_ = _opposites(text, span_text)
+        if reversed_:
+            return _Verdict("unsupported", span, f"contradicts the cited passage: {', '.join(reversed_)}")
         if self.linker is not None:
             absent = self._absent_concepts(text, f"{heading}\n{span_text}")
             if absent:
@@ -298,6 +324,16 @@ def _missing_quantities(claim: str, evidence: str) -> list[str]:
     missing += [n for n, count in sorted(c_numbers.items()) if count > e_numbers[n] and n not in listed]
     missing += sorted(c_words - e_words)
     return missing
+
+
+def _opposites(claim: str, evidence: str) -> list[str]:
+    """'positive' (sentence) vs 'negative' (passage) for each claim word whose opposite, not itself, is cited."""
+    claim_words, evidence_words = set(_WORD_RE.findall(claim.lower())), set(_WORD_RE.findall(evidence.lower()))
+    out = []
+    for word in sorted(claim_words & _OPPOSITES.keys()):
+        if word not in evidence_words and (opposite := sorted(_OPPOSITES[word] & evidence_words)):
+            out.append(f"'{word}' in the sentence, '{opposite[0]}' in the passage")
+    return out
 
 
 def _negations(text: str) -> Counter[str]:

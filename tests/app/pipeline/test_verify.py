@@ -241,3 +241,10 @@ def test_adding_a_negation_anywhere_is_never_supported(sentence, cue, position):
     position = min(position, len(words) - 1)
     negated = " ".join([*words[:position], cue, *words[position:]])
     assert check(negated).support == "unsupported"
+
+
+def test_an_opposite_word_reverses_the_claim():
+    chunk = GOUT_CHUNK.model_copy(update={"id": "p", "text": "Tumours that are p16 positive respond to radiotherapy."})
+    checked = check("Tumours that are p16 negative respond to radiotherapy.", chunk)
+    assert checked.support == "unsupported" and "'negative' in the sentence, 'positive'" in checked.reason
+    assert check("Tumours that are p16 positive respond to radiotherapy.", chunk).support == "supported"
