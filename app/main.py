@@ -47,7 +47,8 @@ def create_app(settings: Settings, pipeline: Pipeline | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.api.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["content-type", "x-request-id"],
+            # x-api-key: the widget's `api-key` attribute sends it (the server does not check keys yet)
+            allow_headers=["content-type", "x-request-id", "x-api-key", "authorization"],
             expose_headers=["x-request-id"],
         )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.api.max_body_bytes)

@@ -73,7 +73,7 @@ def test_search_health_index_and_docs(client, tiny_pipeline):
     assert info["version"] == tiny_pipeline.index_version and info["counts"]["documents"] == 3
     assert "/v1/ask" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 200
-    assert "<form" in client.get("/").text
+    assert "<clinqa-answer" in client.get("/").text
 
 
 def test_not_ready_without_an_index(tmp_path):
