@@ -216,10 +216,15 @@ class VerifySettings(_Section):
 
 class AbstainSettings(_Section):
     min_dense_score: float = Field(
-        0.50, ge=-1, le=1, description="Abstain when the best chunk's cosine similarity is below this."
+        0.62,
+        ge=-1,
+        le=1,
+        description="Abstain when the best chunk's cosine similarity is below this. Calibrated on the PubMedQA "
+        "and MedQuAD training questions against the same questions with their gold document removed "
+        "(bench/abstention.py, docs/results/abstention.md).",
     )
     min_query_coverage: float = Field(
-        0.4,
+        0.55,
         ge=0,
         le=1,
         description="Abstain when the evidence covers less than this IDF-weighted share of the question's terms.",

@@ -51,7 +51,9 @@ def test_random_model_answers_are_never_verified(llm_pipeline: Pipeline, questio
     outcome = llm_pipeline.ask(question)
     answer = outcome.answer
     assert not answer.verified
-    assert outcome.generation.backend == "llama_cpp" and outcome.generation.prompt == "answer.v2"
+    assert outcome.generation.backend == "llama_cpp"
+    if outcome.evidence_check.sufficient:  # else the gate abstained and no model ran
+        assert outcome.generation.prompt == "answer.v2"
     evidence_ids = {c.chunk.id for c in outcome.evidence}
     assert {c.chunk_id for c in answer.citations} <= evidence_ids
     if llm_pipeline.settings.verify.policy == "remove":
