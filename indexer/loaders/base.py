@@ -18,6 +18,7 @@ def record_id(doc_id: str) -> str:
     """The record's own id inside a multi-document file (`file#record` -> `record`); other ids as they are."""
     return doc_id.split("#", 1)[1] if "#" in doc_id else doc_id
 
+
 Anchors = tuple[tuple[int, int], ...]
 """(text offset, source offset) pairs, sorted: from each text offset on, text and source advance together
 until the next pair. Empty when the text is the source verbatim."""
