@@ -462,6 +462,92 @@ def eval_retrieval(
     err.print(f"index: {report.chunks} chunks, {report.embedded} embedded this run", highlight=False)
 
 
+@eval_app.command("citations")
+def eval_citations(
+    dataset: Annotated[str | None, typer.Option(help="pubmedqa or medquad (from --data).")] = None,
+    split: Annotated[str, typer.Option(help="test or train.")] = "test",
+    sample_files: Annotated[int, typer.Option(help="MedQuAD: use a fixed sample of N files (0 = all).")] = 0,
+    limit: Annotated[int, typer.Option(help="Ask a fixed random sample of N questions (0 = all).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 13,
+    corpus: Annotated[Path | None, typer.Option(help='Your documents, JSONL {"id","title","text"}.')] = None,
+    queries: Annotated[Path | None, typer.Option(help='Your questions, JSONL {"id","text"}.')] = None,
+    qrels: Annotated[Path | None, typer.Option(help="TREC qrels: qid 0 docid grade.")] = None,
+    vocabulary: Annotated[
+        list[Path] | None, typer.Option("--vocabulary", help="Concept vocabulary (repeatable; as in index build).")
+    ] = None,
+    mappings: Annotated[list[Path] | None, typer.Option("--mappings", help="SSSOM mapping table (repeatable).")] = None,
+    abbreviations: Annotated[Path | None, typer.Option(help="Abbreviation inventory folder.")] = None,
+    reranker: Annotated[str | None, typer.Option(help="Cross-encoder for the pipeline (default rerank.model).")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Shared data folder (default $CLINQA_DATA or ../shared/data).")
+    ] = None,
+    work: Annotated[Path, typer.Option(help="Where evaluation corpora and indexes are kept.")] = Path(".cache/eval"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the JSON and citations.md go.")] = Path("docs/results"),
+) -> None:
+    """ALCE citation recall and precision of the answers (judged by the verifier), answer rate, gold citations."""
+    import os
+
+    from app.eval.citations import evaluate_collection, summary_table, write_outputs
+    from app.eval.datasets import DatasetError, from_files, medquad, pubmedqa
+    from app.eval.retrieval import prepare_index
+    from app.pipeline.rerank import RerankerLoadError
+    from app.pipeline.runner import StageError
+    from indexer.build import BuildError
+    from indexer.dense import EncoderLoadError
+    from indexer.store import IndexUnavailableError
+    from knowledge.vocabulary import VocabularyError
+
+    if split not in ("test", "train"):
+        raise fail(f"--split must be test or train, got {split!r}", 2)
+    if limit < 0 or sample_files < 0:
+        raise fail("--limit and --sample-files must be >= 0", 2)
+    settings = load_settings()
+    settings = settings.model_copy(update={"rerank": _with_options(settings.rerank, model=reranker)})
+    _setup_logging(settings)
+    data_dir = data or Path(os.environ.get("CLINQA_DATA", "../shared/data"))
+    try:
+        if corpus or queries or qrels:
+            if not (corpus and queries and qrels):
+                raise fail("--corpus, --queries and --qrels go together", 2)
+            collection = from_files(corpus, queries, qrels)
+        elif dataset == "pubmedqa":
+            collection = pubmedqa(data_dir, split)
+        elif dataset == "medquad":
+            collection = medquad(data_dir, split, sample_files)
+        else:
+            raise fail("choose --dataset pubmedqa|medquad, or give --corpus/--queries/--qrels", 2)
+        run_settings = prepare_index(collection, work, settings, vocabulary or [], mappings or [], abbreviations)
+        n = min(limit, len(collection.queries)) if limit else len(collection.queries)
+        with err.status(f"indexing {len(collection.documents)} documents and asking {n} questions") as status:
+            result, report = evaluate_collection(
+                collection,
+                run_settings,
+                limit,
+                seed,
+                progress=lambda i, total: status.update(f"asked {i}/{total} questions"),
+            )
+    except (
+        DatasetError,
+        BuildError,
+        VocabularyError,
+        RerankerLoadError,
+        EncoderLoadError,
+        IndexUnavailableError,
+        StageError,
+        OSError,
+    ) as exc:
+        raise fail(str(exc)) from exc
+    out.print(summary_table(result))
+    command = "clinqa " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    for path in write_outputs(result, out_dir, command):
+        err.print(f"wrote {path}", highlight=False)
+    err.print(
+        f"index: {report.chunks} chunks, {report.embedded} embedded this run; "
+        f"{result.questions} questions in {sum(v for k, v in result.seconds.items() if k != 'ask_cpu'):.0f} s",
+        highlight=False,
+    )
+
+
 class TrainKind(StrEnum):
     reranker = "reranker"
     encoder = "encoder"
