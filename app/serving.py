@@ -43,13 +43,16 @@ class PipelineHolder:
         return self._pipeline
 
     def load(self) -> None:
-        """Initial load; failures leave the server up but not ready, with the reason."""
+        """Initial load; failures leave the server up but not ready, with the reason (GET /readyz)."""
         try:
             self._pipeline = Pipeline.load(self.settings)
             self.not_ready_reason = None
         except (IndexUnavailableError, EncoderLoadError, RerankerLoadError, GenerationError) as exc:
             self.not_ready_reason = str(exc)
             log.error("not ready", extra={"reason": str(exc)})
+        except Exception as exc:  # anything else (a corrupt file a library reads its own way): still say why
+            self.not_ready_reason = f"start-up failed: {exc.__class__.__name__}: {exc}"
+            log.exception("not ready", extra={"reason": self.not_ready_reason})
 
     def reload(self) -> ReloadResult:
         """Load the version `current` points to (or the pinned one) and swap it in; models are reused."""

@@ -21,10 +21,11 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import bm25s
 import faiss
@@ -46,10 +47,16 @@ _MANIFEST, _CHUNKS, _DOCUMENTS, _BM25, _DENSE, _EMBEDDINGS, _GRAPH = (
     "graph.json",
 )
 HISTORY = "history.jsonl"
+T = TypeVar("T")
 
 
 class IndexUnavailableError(Exception):
     """No usable index: missing, incomplete, corrupt or built with incompatible settings."""
+
+
+class IndexWriteError(OSError):
+    """A version could not be written (disk full, file size limit, permissions); its partial files were removed.
+    An OSError, so callers that handle failed writes handle this one; the message names the file."""
 
 
 class Chunk(BaseModel):
@@ -167,7 +174,8 @@ def write_version(
     embeddings: np.ndarray,
     graph: KnowledgeGraph,
 ) -> Path:
-    """Write a complete version directory; it appears under its final name only when fully written."""
+    """Write a complete version directory; it appears under its final name only when fully written.
+    A failed write (a full disk, say) removes the partial directory and raises `IndexWriteError`."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / manifest.version
     if final.exists():
@@ -175,23 +183,43 @@ def write_version(
     tmp = root / f".tmp-{manifest.version}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    step = _CHUNKS  # the file being written, for the error message
     try:
         with (tmp / _CHUNKS).open("w", encoding="utf-8") as fh:
             for chunk in chunks:
                 fh.write(chunk.model_dump_json() + "\n")
+        step = _DOCUMENTS
         docs = [d.model_dump(mode="json") for d in manifest.documents]
         (tmp / _DOCUMENTS).write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
+        step = f"{_BM25}/"
         bm25.save(str(tmp / _BM25), show_progress=False)
+        step = _DENSE
         faiss.write_index(dense, str(tmp / _DENSE))
+        step = _EMBEDDINGS
         np.save(tmp / _EMBEDDINGS, np.ascontiguousarray(embeddings, dtype=np.float32))
+        step = _GRAPH
         (tmp / _GRAPH).write_text(json.dumps(graph.to_dict(), ensure_ascii=False), encoding="utf-8")
         # The manifest goes last: a directory without one is never a valid version.
+        step = _MANIFEST
         (tmp / _MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        step = f"the version directory {final.name}"
         os.rename(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        # faiss reports its I/O failures as RuntimeError; both it and OSError mean "could not write".
+        if isinstance(exc, OSError | RuntimeError):
+            raise IndexWriteError(
+                f"could not write {step} of index version {manifest.version} (the partial version was removed): "
+                f"{_short_error(exc)}"
+            ) from exc
         raise
     return final
+
+
+def _short_error(exc: BaseException) -> str:
+    """The useful end of an error message: faiss prefixes its own with the C++ function and source line."""
+    message = str(exc)
+    return message.rsplit("failed: ", 1)[-1] if isinstance(exc, RuntimeError) else message
 
 
 def activate(root: Path, version: str) -> None:
@@ -276,7 +304,7 @@ def read_graph(path: Path) -> KnowledgeGraph:
     try:
         return KnowledgeGraph.from_dict(json.loads((path / _GRAPH).read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise IndexUnavailableError(f"unreadable graph in {path}: {exc.__class__.__name__}") from exc
+        raise IndexUnavailableError(f"unreadable {_GRAPH} in {path}: {exc.__class__.__name__}") from exc
 
 
 def read_chunks(path: Path) -> list[Chunk]:
@@ -284,7 +312,7 @@ def read_chunks(path: Path) -> list[Chunk]:
         with (path / _CHUNKS).open(encoding="utf-8") as fh:
             return [Chunk.model_validate_json(line) for line in fh if line.strip()]
     except (OSError, ValueError, ValidationError) as exc:
-        raise IndexUnavailableError(f"unreadable chunks in {path}: {exc.__class__.__name__}") from exc
+        raise IndexUnavailableError(f"unreadable {_CHUNKS} in {path}: {exc.__class__.__name__}") from exc
 
 
 def list_versions(root: Path) -> list[str]:
@@ -317,7 +345,21 @@ def read_manifest(path: Path) -> Manifest:
     try:
         return Manifest.model_validate_json((path / _MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValidationError, ValueError) as exc:
-        raise IndexUnavailableError(f"unreadable manifest in {path}: {exc.__class__.__name__}") from exc
+        raise IndexUnavailableError(f"unreadable {_MANIFEST} in {path}: {exc.__class__.__name__}") from exc
+
+
+def _part_reader(version: str) -> Callable[[str, Callable[[], T]], T]:
+    """`part(file, read)`: `read()`, with any failure reported as an unusable index naming the file."""
+
+    def part(name: str, read: Callable[[], T]) -> T:
+        try:
+            return read()
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, ValidationError) as exc:
+            raise IndexUnavailableError(
+                f"index {version} is corrupt or incomplete: {name}: {exc.__class__.__name__}: {exc}"
+            ) from exc
+
+    return part
 
 
 def read_index(path: Path) -> IndexData:
@@ -328,19 +370,15 @@ def read_index(path: Path) -> IndexData:
             f"index {manifest.version} has format {manifest.format_version}, this clinqa reads "
             f"{FORMAT_VERSION}; rebuild it with `clinqa index build`"
         )
-    try:
-        chunks = read_chunks(path)
-        docs = json.loads((path / _DOCUMENTS).read_text(encoding="utf-8"))
-        documents = {d["doc_id"]: DocumentInfo.model_validate(d) for d in docs}
-        bm25 = bm25s.BM25.load(str(path / _BM25), show_progress=False)
-        dense = faiss.read_index(str(path / _DENSE))
-        if not (path / _EMBEDDINGS).is_file():
-            raise OSError(f"{_EMBEDDINGS} missing")
-        graph = read_graph(path)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, ValidationError) as exc:
-        raise IndexUnavailableError(
-            f"index {manifest.version} is corrupt or incomplete: {exc.__class__.__name__}: {exc}"
-        ) from exc
+    part = _part_reader(manifest.version)
+    chunks = read_chunks(path)
+    docs = part(_DOCUMENTS, lambda: json.loads((path / _DOCUMENTS).read_text(encoding="utf-8")))
+    documents = part(_DOCUMENTS, lambda: {d["doc_id"]: DocumentInfo.model_validate(d) for d in docs})
+    bm25 = part(f"{_BM25}/", lambda: bm25s.BM25.load(str(path / _BM25), show_progress=False))
+    dense = part(_DENSE, lambda: faiss.read_index(str(path / _DENSE)))
+    if not (path / _EMBEDDINGS).is_file():
+        raise IndexUnavailableError(f"index {manifest.version} is corrupt or incomplete: {_EMBEDDINGS} missing")
+    graph = read_graph(path)
     n = len(chunks)
     sizes = {
         "chunks": n,

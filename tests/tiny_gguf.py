@@ -3,12 +3,20 @@
 The vocabulary is SentencePiece-style: the three special tokens, all 256 byte-fallback tokens and one
 token per printable ASCII character, so any text tokenizes and any JSON grammar can always be satisfied
 (every byte is reachable). A small chat template lets `create_chat_completion` format messages.
+`llama_server` serves such a model with the real `python -m llama_cpp.server`.
 """
 
 from __future__ import annotations
 
 import os
 import string
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +122,50 @@ def write_tiny_gguf(path: Path, seed: int = 0) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+@dataclass(frozen=True)
+class LlamaServer:
+    url: str  # the OpenAI-compatible base URL, ending in /v1
+    proc: subprocess.Popen
+
+
+@contextmanager
+def llama_server(model: Path, n_ctx: int = N_CTX, api_key: str | None = None) -> Iterator[LlamaServer]:
+    """A real `python -m llama_cpp.server` on a free loopback port serving `model` with one thread; yields
+    its OpenAI base URL and process (tests may kill it) once it answers, and stops it afterwards."""
+    import httpx
+
+    from tests.helpers import free_port
+
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "1"]
+    command += ["--api_key", api_key] if api_key else []
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    # Its log goes to a file, not a pipe nobody reads: a full pipe would block the server mid-test.
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(command, env=os.environ | QUIET_OPENMP, stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"llama_cpp.server exited early:\n{log.read()}")
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/v1/models", headers=headers, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("llama_cpp.server did not become ready in 60 s")
+                time.sleep(0.2)
+            yield LlamaServer(f"http://127.0.0.1:{port}/v1", proc)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()

@@ -36,18 +36,34 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """Raised by routes and dependencies for a known, client-visible failure."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        # e.g. WWW-Authenticate on 401, Retry-After on 429
+        self.headers = headers or {}
 
 
 def request_id_of(request: Request) -> str:
     return getattr(request.state, "request_id", "-")
 
 
-def error_response(request: Request, status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = ErrorBody(error=ErrorDetail(code=code, message=message, field=field), request_id=request_id_of(request))
-    return JSONResponse(status_code=status, content=body.model_dump(), headers={"X-Request-ID": body.request_id})
+    metrics = getattr(request.app.state, "metrics", None)  # clinqa_errors_total{code}: every error response
+    if metrics is not None:
+        metrics.count_error(code)
+    return JSONResponse(
+        status_code=status, content=body.model_dump(), headers={**(headers or {}), "X-Request-ID": body.request_id}
+    )
 
 
 _HTTP_CODES = {
@@ -80,7 +96,8 @@ def _validation_message(err: dict) -> str:
 
 
 def stage_error(exc: StageError, request_id: str) -> tuple[int, str, str]:
-    """Status, code and message for a failed stage (logged here): 502 when the language model failed."""
+    """Status, code and message for a failed stage (logged here): 502 when the language model failed (reached
+    only with generate.fallback="error"; by default the pipeline answers extractively instead)."""
     log.error("pipeline stage failed", exc_info=exc, extra={"stage": exc.stage, "request_id": request_id})
     if isinstance(exc.__cause__, GenerationError):
         return 502, "upstream_model_error", str(exc.__cause__)
@@ -90,7 +107,7 @@ def stage_error(exc: StageError, request_id: str) -> tuple[int, str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(request, exc.status, exc.code, exc.message, exc.field)
+        return error_response(request, exc.status, exc.code, exc.message, exc.field, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

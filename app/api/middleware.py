@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids, request body size limit, one access-log line per request."""
+"""ASGI middleware: request ids, request body size limit, one access-log line and one latency
+observation (route template, never the raw path) per request."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.logs import request_id_var
+from app.metrics import Metrics, route_of
+
 log = logging.getLogger("clinqa.access")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
@@ -17,9 +21,10 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 class RequestContextMiddleware:
     """Assigns `X-Request-ID` (kept from the client when well-formed), enforces the body limit (413)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: Metrics | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -29,6 +34,7 @@ class RequestContextMiddleware:
         given = headers.get("x-request-id", "")
         request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        context = request_id_var.set(request_id)  # every log line of this request carries its id
         started = time.perf_counter()
         status_holder = {"status": 0}
 
@@ -46,16 +52,22 @@ class RequestContextMiddleware:
                 return
             await self.app(scope, body_receive, send_with_id)
         finally:
+            took = time.perf_counter() - started
+            # no response started: the exception reached the server's error middleware, which answers 500
+            status = status_holder["status"] or 500
             log.info(
                 "request",
                 extra={
                     "request_id": request_id,
                     "method": scope.get("method"),
                     "path": scope.get("path"),
-                    "status": status_holder["status"],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "status": status,
+                    "duration_ms": round(took * 1000, 2),
                 },
             )
+            if self.metrics is not None:
+                self.metrics.observe_request(str(scope.get("method")), route_of(scope), status, took)
+            request_id_var.reset(context)
 
     async def _buffer_body(self, scope: Scope, receive: Receive, headers: dict[str, str]) -> Receive | None:
         """Read the body up to the limit; None when it is larger. Returns a receive that replays it."""
@@ -90,6 +102,8 @@ class RequestContextMiddleware:
         return replay
 
     async def _too_large(self, send: Send, request_id: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count_error("payload_too_large")
         body = json.dumps(
             {
                 "error": {

@@ -137,7 +137,7 @@ def run_configurations(
         record("hybrid+concepts", qid, _documents(fused, doc_of_row), t)
         if pipeline.reranker is not None:
             t = time.perf_counter()
-            reranked = pipeline.reranker.run(plain, hybrid)
+            reranked = pipeline.reranker.run(plain, hybrid, pipeline.index_version, pipeline.term_stats.idf)
             record("hybrid+rerank", qid, _documents(reranked, doc_of_row), t)
             if pipeline.reranker.settings.blend == 1.0:  # also the blended row, from the same scores
                 t = time.perf_counter()

@@ -40,8 +40,9 @@ Embedder = Callable[[list[str]], np.ndarray]
 
 
 class GenerationError(RuntimeError):
-    """The language model (in-process or behind an HTTP server) failed to produce an answer; the API answers
-    502. The message names the backend and the cause."""
+    """The language model (in-process or behind an HTTP server) failed or ran past its deadline; the pipeline
+    answers with the extractive generator instead (`generate.fallback="extractive"`, the default) or the API
+    answers 502 ("error"). The message names the backend and the cause."""
 
 
 class Generator(Protocol):

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from app.config import GenerateSettings
+from app.config import GenerateSettings, PrivacySettings
 from app.pipeline.generate import GenerationError
+from app.pipeline.redact import IdentifierRedactor
 from app.pipeline.terms import QueryTerms
 from app.pipeline.types import Draft, DraftSentence, Query, ScoredChunk, SpanRef
 from app.prompts import Prompt, load_prompt
@@ -277,6 +278,26 @@ class _AnswerReader:
 # --- backends -------------------------------------------------------------------------------------------
 
 
+class _Deadline:
+    """`generate.timeout_s` for one streamed answer, checked between streamed pieces: a running llama.cpp
+    evaluation or a blocking HTTP read cannot be interrupted from Python, so the limit can be overrun by one
+    token (llama_cpp) or one read of at most the same timeout (openai)."""
+
+    def __init__(self, backend: str, seconds: float) -> None:
+        self.backend = backend
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise GenerationError(
+                f"{self.backend} backend: timed out after {self.seconds:g} s (CLINQA_GENERATE__TIMEOUT_S)"
+            )
+
+
 class LlamaCppBackend:
     """A GGUF model run in-process by llama-cpp-python; the schema becomes a llama.cpp grammar."""
 
@@ -352,14 +373,29 @@ class LlamaCppBackend:
         return response["choices"][0]["message"]["content"] or ""
 
     def stream(self, messages: list[Message], schema: dict[str, Any], max_tokens: int) -> Iterator[str]:
-        with self._lock:
+        deadline = _Deadline(self.name, self.settings.timeout_s)  # waiting for the model counts too
+        if not self._lock.acquire(timeout=deadline.left()):
+            raise GenerationError(
+                f"llama_cpp backend: the model stayed busy with other requests for {deadline.seconds:g} s "
+                "(CLINQA_GENERATE__TIMEOUT_S)"
+            )
+        try:
+            chunks = self._request(messages, schema, max_tokens, stream=True)
             try:
-                for chunk in self._request(messages, schema, max_tokens, stream=True):
+                for chunk in chunks:
+                    deadline.check()
                     content = chunk["choices"][0]["delta"].get("content") if chunk["choices"] else None
                     if content:
                         yield content
-            except Exception as exc:
-                raise GenerationError(f"llama_cpp backend: generation failed: {exc}") from exc
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()  # an abandoned generation must not hold the model's context
+        except GenerationError:
+            raise
+        except Exception as exc:
+            raise GenerationError(f"llama_cpp backend: generation failed: {exc}") from exc
+        finally:
+            self._lock.release()
 
 
 ResponseFormatStyle = Literal["json_schema", "json_object"]
@@ -472,9 +508,11 @@ class OpenAIBackend:
     def stream(self, messages: list[Message], schema: dict[str, Any], max_tokens: int) -> Iterator[str]:
         import httpx
 
+        deadline = _Deadline(self.name, self.settings.timeout_s)
         response = self._send(messages, schema, max_tokens, stream=True)
         try:
             for line in response.iter_lines():
+                deadline.check()
                 if not line.startswith("data:"):
                     continue  # blank separators, comments, event names
                 data = line[5:].strip()
@@ -516,14 +554,18 @@ class _Plan:
     max_tokens: int
     reader: _AnswerReader
     dropped: tuple[str, ...]
+    redacted: tuple[str, ...]
 
 
 class LlmGenerator:
     """Answer from the evidence with a language model writing schema-constrained JSON (see module doc)."""
 
-    def __init__(self, settings: GenerateSettings, backend: ChatBackend) -> None:
+    def __init__(
+        self, settings: GenerateSettings, backend: ChatBackend, redactor: IdentifierRedactor | None = None
+    ) -> None:
         self.settings = settings
         self.backend = backend
+        self.redactor = redactor  # identifiers in the question are replaced before the model sees it
         self.name = backend.name
         self.prompt: Prompt = load_prompt("answer", settings.prompt_version, {"question", "evidence"})
         fitted = fit_sentence_chars(
@@ -548,7 +590,7 @@ class LlmGenerator:
             return self._draft(False, [], ())
         text = self.backend.complete(plan.messages, plan.schema, plan.max_tokens)
         answerable, sentences = plan.reader.answer(text, plan.max_tokens)
-        return self._draft(answerable, sentences, plan.dropped)
+        return self._draft(answerable, sentences, plan.dropped, plan.redacted)
 
     def stream(self, query: Query, terms: QueryTerms, evidence: list[ScoredChunk]) -> Iterator[DraftSentence | Draft]:
         plan = self._plan(query, evidence)
@@ -563,9 +605,15 @@ class LlmGenerator:
                     yield sentence
         # The whole text is parsed again: it validates what the stream skipped (answerable, the end).
         answerable, sentences = plan.reader.answer(parser.text, plan.max_tokens)
-        yield self._draft(answerable, sentences, plan.dropped)
+        yield self._draft(answerable, sentences, plan.dropped, plan.redacted)
 
-    def _draft(self, answerable: bool, sentences: list[DraftSentence], dropped: tuple[str, ...]) -> Draft:
+    def _draft(
+        self,
+        answerable: bool,
+        sentences: list[DraftSentence],
+        dropped: tuple[str, ...],
+        redacted: tuple[str, ...] = (),
+    ) -> Draft:
         return Draft(
             sentences=tuple(sentences),
             generator=self.name,
@@ -573,6 +621,7 @@ class LlmGenerator:
             model=self.settings.model,
             insufficient=not answerable,
             dropped_evidence=dropped,
+            redacted=redacted,
         )
 
     def _plan(self, query: Query, evidence: list[ScoredChunk]) -> _Plan | None:
@@ -583,11 +632,16 @@ class LlmGenerator:
         if not passages:
             return None
         dropped: list[str] = []
+        question = query.original
+        redacted: tuple[str, ...] = ()
+        if self.redactor is not None:
+            redaction = self.redactor.run(question)
+            question, redacted = redaction.text, redaction.kinds
         while True:
             n = len(passages)
             chars = fit_sentence_chars(n, s.max_sentences, s.max_sentence_chars, s.max_tokens)
             answer_tokens = worst_case_tokens(n, s.max_sentences, chars)
-            text = self.prompt.render(question=query.original, evidence=render_evidence(passages))
+            text = self.prompt.render(question=question, evidence=render_evidence(passages))
             needed = self.backend.count_tokens(text) + CHAT_TEMPLATE_TOKENS + answer_tokens
             if needed <= s.context_tokens:
                 break
@@ -606,6 +660,7 @@ class LlmGenerator:
             max_tokens=answer_tokens,
             reader=_AnswerReader(self.name, passages, s.max_sentences, chars),
             dropped=tuple(dropped),
+            redacted=redacted,
         )
 
 
@@ -620,8 +675,9 @@ def render_evidence(passages: list[ScoredChunk]) -> str:
     return "\n\n".join(blocks)
 
 
-def load_llm_generator(settings: GenerateSettings) -> LlmGenerator:
-    """Validate the settings, load the chosen backend (the model, or the server's client) and wrap it."""
+def load_llm_generator(settings: GenerateSettings, privacy: PrivacySettings | None = None) -> LlmGenerator:
+    """Validate the settings, load the chosen backend (the model, or the server's client) and wrap it.
+    Identifiers are redacted from the question per `privacy` (default: before external servers only)."""
     backend: ChatBackend
     if settings.backend == "llama_cpp":
         if not settings.model:
@@ -648,6 +704,9 @@ def load_llm_generator(settings: GenerateSettings) -> LlmGenerator:
         raise ValueError(
             f"backend {settings.backend!r} is not a language model; set CLINQA_GENERATE__BACKEND to llama_cpp or openai"
         )
-    generator = LlmGenerator(settings, backend)  # cheap checks (prompt, token bounds) before the heavy load
+    privacy = privacy or PrivacySettings()
+    redact = privacy.redact_external_llm if settings.backend == "openai" else privacy.redact_local_llm
+    redactor = IdentifierRedactor(privacy) if redact else None
+    generator = LlmGenerator(settings, backend, redactor)  # cheap checks (prompt, token bounds) before the heavy load
     backend.load()
     return generator

@@ -2,10 +2,20 @@
 
 `Pipeline.load(settings)` does all heavy loading once (index, encoder, optional cross-encoder);
 `search()` and `ask()` are then cheap to call from many threads.
+
+Degraded operation (each case is listed in the response's `stages`):
+- the cross-encoder fails or runs past `rerank.timeout_s`: the fused order is kept;
+- the cross-encoder cannot be loaded at start-up: unless `rerank.required`, the pipeline runs without it
+  (`Pipeline.unavailable` says why; /readyz shows it);
+- the language model fails or runs past `generate.timeout_s` (`GenerationError`: refused connection,
+  server killed mid-stream, schema violation, deadline): with `generate.fallback="extractive"` the
+  extractive generator answers from the same evidence (see `_fall_back`); with "error" the request fails
+  (502).
 """
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import logging
 import time
@@ -15,13 +25,15 @@ from dataclasses import dataclass, field
 from app.config import Settings
 from app.pipeline.abstain import EvidenceGate
 from app.pipeline.fuse import make_fuser
-from app.pipeline.generate import ExtractiveGenerator, Generator
-from app.pipeline.rerank import CrossEncoderReranker
+from app.pipeline.generate import ExtractiveGenerator, GenerationError, Generator
+from app.pipeline.onnx import load_query_encoder
+from app.pipeline.rerank import CrossEncoderReranker, RerankerLoadError, RerankTimeoutError
 from app.pipeline.retrieve import HybridRetriever
 from app.pipeline.rewrite import QueryRewriter
-from app.pipeline.terms import TermStatistics, query_terms
+from app.pipeline.terms import QueryTerms, TermStatistics, query_terms
 from app.pipeline.types import (
     Answer,
+    Chunk,
     Citation,
     Draft,
     EvidenceCheck,
@@ -34,7 +46,7 @@ from app.pipeline.types import (
 )
 from app.pipeline.verify import CheckedSentence, CitationVerifier, NliScorer
 from indexer.analysis import Analyzer
-from indexer.dense import configure_search, load_encoder
+from indexer.dense import configure_search
 from indexer.store import IndexData, IndexUnavailableError, read_index, resolve_version
 from knowledge.linker import ConceptLinker
 
@@ -119,6 +131,8 @@ class DoneEvent:
 
 
 AskEvent = QueryEvent | SourcesEvent | SentenceEvent | DoneEvent
+# One generator's run inside a request: yields the sentences shown, returns the generator's closing Draft.
+DraftingEvents = collections.abc.Generator[SentenceEvent, None, Draft]
 
 
 def check_compatible(index: IndexData, settings: Settings, analyzer: Analyzer) -> None:
@@ -145,8 +159,12 @@ class Pipeline:
         reranker: CrossEncoderReranker | None,
         llm: Generator | None = None,
         nli=None,
+        unavailable: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        # Optional models that are configured but could not be loaded: stage -> reason. The pipeline runs
+        # without them and says so in every response and in /readyz.
+        self.unavailable: dict[str, str] = dict(unavailable or {})
         self.index = index
         self.encoder = encoder
         self.analyzer = Analyzer()
@@ -161,9 +179,11 @@ class Pipeline:
         self.reranker = reranker
         self.gate = EvidenceGate(settings.abstain, self.analyzer, index.graph)
         self.llm = llm
-        self.generator: Generator = llm or ExtractiveGenerator(
+        # Also the fallback when the language model fails (`generate.fallback`).
+        self.extractive = ExtractiveGenerator(
             settings.generate, self.analyzer, linker, embed=self.retriever.dense.embed_many
         )
+        self.generator: Generator = llm or self.extractive
         self.verifier = CitationVerifier(settings.verify, self.analyzer, linker, embed=self.retriever.dense.embed_many)
         self.verifier.nli = nli
 
@@ -173,15 +193,27 @@ class Pipeline:
         index = read_index(resolve_version(settings.index.root, settings.index.version))
         if index.manifest.encoder.model != settings.encoder.model:
             check_compatible(index, settings, Analyzer())  # fail before the slow encoder load
-        encoder = load_encoder(settings.encoder)
-        reranker = CrossEncoderReranker(settings.rerank).load() if settings.rerank.model else None
+        encoder = load_query_encoder(settings.encoder)  # torch or ONNX (encoder.query_backend), cached
+        reranker, unavailable = None, {}
+        if settings.rerank.model:
+            try:
+                reranker = CrossEncoderReranker(settings.rerank).load()
+            except RerankerLoadError as exc:
+                if settings.rerank.required:
+                    raise
+                # A hospital expects answers to keep coming: start without the optional stage, and say so.
+                log.error("starting without the cross-encoder", extra={"stage": "rerank", "reason": str(exc)})
+                unavailable["rerank"] = (
+                    f"the cross-encoder could not be loaded at start-up ({exc}); fused order kept (restart once "
+                    "it is fixed; CLINQA_RERANK__REQUIRED=true refuses to start without it)"
+                )
         llm = None
         if settings.generate.backend != "extractive":
             from app.pipeline.llm import load_llm_generator
 
-            llm = load_llm_generator(settings.generate)
+            llm = load_llm_generator(settings.generate, settings.privacy)
         nli = NliScorer(settings.verify.nli_model) if settings.verify.nli_model else None
-        pipeline = cls(settings, index, encoder, reranker, llm, nli)
+        pipeline = cls(settings, index, encoder, reranker, llm, nli, unavailable)
         pipeline.warm_up()
         log.info(
             "pipeline ready",
@@ -196,12 +228,20 @@ class Pipeline:
         return pipeline
 
     def warm_up(self) -> None:
-        """One throw-away question, so the first user does not pay for lazy kernel initialisation."""
-        self.ask("warm-up question about treatment")
+        """One throw-away question, so the first user does not pay for lazy kernel initialisation. A language
+        model that fails here (its server not up yet) does not stop the start: each request reports it."""
+        try:
+            self.ask("warm-up question about treatment")
+        except StageError as exc:
+            if exc.stage != "generate":
+                raise
+            log.warning("warm-up: the language model failed", extra={"stage": "generate", "reason": str(exc)})
 
     def with_index(self, index: IndexData) -> Pipeline:
         """A pipeline over another index version that shares this one's loaded models."""
-        return Pipeline(self.settings, index, self.encoder, self.reranker, self.llm, self.verifier.nli)
+        return Pipeline(
+            self.settings, index, self.encoder, self.reranker, self.llm, self.verifier.nli, self.unavailable
+        )
 
     @property
     def index_version(self) -> str:
@@ -241,29 +281,21 @@ class Pipeline:
         if not check.sufficient:
             answer = _abstained(check.reason or "insufficient evidence")
         else:
-            composer = _Composer(self.index, evidence, self.settings.verify.policy)
-            chunks = {c.chunk.id: c.chunk for c in evidence}
-            stream = self.generator.stream(query, terms, evidence)
-            draft: Draft | None = None
-            while draft is None:
-                with trace.stage("generate", accumulate=True):
-                    item = next(stream, None)
-                    if item is None:
-                        raise RuntimeError(f"the {self.generator.name} generator ended without a draft")
-                if isinstance(item, Draft):
-                    draft = item
-                    break
-                with trace.stage("verify", accumulate=True):
-                    checked = self.verifier.check(item, chunks)
-                shown = composer.add(checked)
-                if shown is not None:
-                    yield SentenceEvent(*shown)
+            run = _Drafting(query, terms, evidence, _Composer(self.index, evidence, self.settings.verify.policy), trace)
+            try:
+                draft = yield from self._draft(self.generator, run)
+            except StageError as exc:
+                if not self._falls_back(exc):
+                    raise
+                draft = yield from self._fall_back(exc, run)
+            composer = run.composer
             trace.timings_ms.setdefault("verify", 0.0)
             generation = Generation(
                 backend=draft.generator,
                 model=draft.model,
                 prompt=draft.prompt,
                 dropped_evidence=draft.dropped_evidence,
+                redacted=draft.redacted,
             )
             if draft.dropped_evidence:
                 trace.notes.append(
@@ -280,6 +312,57 @@ class Pipeline:
             AskOutcome(query, answer, evidence, check, trace.notes, trace.timings_ms, self.index_version, generation)
         )
 
+    def _draft(self, generator: Generator, run: _Drafting, fallback: bool = False) -> DraftingEvents:
+        """Run `generator`, verifying and showing each sentence as it comes; returns its closing `Draft`.
+        As a fallback, sentences repeating one already shown and those past `max_sentences` are left out."""
+        stream = generator.stream(run.query, run.terms, run.evidence)
+        while True:
+            with run.trace.stage("generate", accumulate=True):
+                item = next(stream, None)
+                if item is None:
+                    raise RuntimeError(f"the {generator.name} generator ended without a draft")
+            if isinstance(item, Draft):
+                return item
+            if fallback and (
+                len(run.composer.sentences) >= self.settings.generate.max_sentences
+                or any(s.text == item.text for s in run.composer.sentences)
+            ):
+                continue
+            with run.trace.stage("verify", accumulate=True):
+                checked = self.verifier.check(item, run.chunks)
+            shown = run.composer.add(checked)
+            if shown is not None:
+                yield SentenceEvent(*shown)
+
+    def _falls_back(self, exc: StageError) -> bool:
+        return (
+            exc.stage == "generate"
+            and self.llm is not None
+            and isinstance(exc.__cause__, GenerationError)
+            and self.settings.generate.fallback == "extractive"
+        )
+
+    def _fall_back(self, exc: StageError, run: _Drafting) -> DraftingEvents:
+        """Answer with the extractive generator after the language model failed.
+
+        Sentences the model wrote before it failed were verified and may already have reached the client
+        (`/v1/ask/stream` sent them as `sentence` events), so they are kept, not taken back: the extractive
+        sentences follow them, numbered on from the same citations, up to `max_sentences` in all. The
+        stream's events thus stay exactly the `done` answer's sentences, in order, and the note in `stages`
+        names the failed backend, the cause and how many sentences were kept.
+        """
+        failed, kept = self.generator.name, len(run.composer.sentences)
+        log.warning(
+            "language model failed; answering with the extractive generator",
+            extra={"stage": "generate", "backend": failed, "reason": str(exc.__cause__), "kept_sentences": kept},
+        )
+        draft = yield from self._draft(self.extractive, run, fallback=True)
+        message = f"the {failed} backend failed ({exc.__cause__}); answered by the extractive generator"
+        if kept:
+            message += f" after the {kept} verified sentence(s) the model had written, which were kept"
+        run.trace.notes.append(StageNote(stage="generate", status="degraded", message=message))
+        return draft
+
     def _retrieve(self, text: str, trace: _Trace) -> tuple[Query, list[ScoredChunk]]:
         with trace.stage("rewrite"):
             query = self.rewriter.run(text)
@@ -288,13 +371,19 @@ class Pipeline:
         with trace.stage("fuse"):
             fused = self.fuser.run(ranked, self.index.chunks)
         if self.reranker is None:
-            trace.notes.append(
-                StageNote(stage="rerank", status="skipped", message="no cross-encoder configured; fused order kept")
-            )
+            if "rerank" in self.unavailable:
+                trace.notes.append(StageNote(stage="rerank", status="degraded", message=self.unavailable["rerank"]))
+            else:
+                trace.notes.append(
+                    StageNote(stage="rerank", status="skipped", message="no cross-encoder configured; fused order kept")
+                )
             return query, fused
         t = time.perf_counter()
         try:
-            fused = self.reranker.run(query, fused)
+            fused = self.reranker.run(query, fused, self.index_version, self.term_stats.idf)
+        except RerankTimeoutError as exc:
+            log.warning("rerank timed out; keeping fused order", extra={"stage": "rerank", "reason": str(exc)})
+            trace.notes.append(StageNote(stage="rerank", status="degraded", message=f"{exc}; fused order kept"))
         except Exception as exc:  # an optional stage degrades instead of failing the request
             log.exception("rerank failed; keeping fused order", extra={"stage": "rerank"})
             trace.notes.append(
@@ -306,6 +395,21 @@ class Pipeline:
             )
         trace.timings_ms["rerank"] = round((time.perf_counter() - t) * 1000, 2)
         return query, fused
+
+
+@dataclass
+class _Drafting:
+    """One request's generation: its inputs, the answer being composed and the trace."""
+
+    query: Query
+    terms: QueryTerms
+    evidence: list[ScoredChunk]
+    composer: _Composer
+    trace: _Trace
+    chunks: dict[str, Chunk] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chunks = {c.chunk.id: c.chunk for c in self.evidence}
 
 
 class _Composer:

@@ -98,6 +98,9 @@ class Draft(_Frozen):
     dropped_evidence: tuple[str, ...] = Field(
         (), description="Chunk ids left out of the prompt because the model's context could not hold them."
     )
+    redacted: tuple[str, ...] = Field(
+        (), description="Identifier kinds (mrn, dob, ...) replaced by placeholders in the question sent to the model."
+    )
 
 
 class EvidenceCheck(_Frozen):
@@ -146,6 +149,11 @@ class Generation(_Frozen):
     prompt: str | None = Field(None, description="Prompt template id, e.g. answer.v2 (none for extractive).")
     dropped_evidence: tuple[str, ...] = Field(
         (), description="Evidence chunk ids left out of the prompt because the model's context could not hold them."
+    )
+    redacted: tuple[str, ...] = Field(
+        (),
+        description="Kinds of identifiers (mrn, phone, dob, email, ssn) replaced by placeholders in the question "
+        "before it was sent to the model; the values themselves are never recorded.",
     )
 
 

@@ -6,8 +6,10 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.api.deps import get_holder
+from app.api.deps import get_holder, get_pipeline
 from app.api.errors import ApiError, ErrorBody
+from app.api.routes.index import IndexDetails, index_details
+from app.pipeline.runner import Pipeline
 from app.serving import PipelineHolder, ReloadInProgressError
 from indexer.store import IndexUnavailableError
 
@@ -46,3 +48,12 @@ def reload_index(wait: bool = True, holder: PipelineHolder = Depends(get_holder)
     return ReloadResponse(
         status=result.status, previous_version=result.previous_version, index_version=result.index_version
     )
+
+
+@router.get(
+    "/index",
+    response_model=IndexDetails,
+    summary="The index being served with its manifest summary: documents, library versions, content hash",
+)
+def index_info_details(pipeline: Pipeline = Depends(get_pipeline)) -> IndexDetails:
+    return index_details(pipeline)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import get_pipeline, get_request_id, get_settings
@@ -17,11 +18,16 @@ from app.api.schemas import (
     search_response,
     source_of,
 )
+from app.audit import AuditLog
 from app.config import Settings
-from app.pipeline.runner import DoneEvent, Pipeline, QueryEvent, SentenceEvent, SourcesEvent, StageError
+from app.logs import question_fingerprint
+from app.metrics import Metrics
+from app.pipeline.runner import AskOutcome, DoneEvent, Pipeline, QueryEvent, SentenceEvent, SourcesEvent, StageError
 
+log = logging.getLogger("clinqa.api")
 router = APIRouter(prefix="/v1", tags=["answers"])
 _ERRORS = {
+    400: {"model": ErrorBody, "description": "The body could not be parsed (e.g. not UTF-8 JSON)"},
     413: {"model": ErrorBody, "description": "Request body too large"},
     422: {"model": ErrorBody, "description": "Invalid request; `error.field` names the field"},
     503: {"model": ErrorBody, "description": "No index loaded"},
@@ -34,6 +40,41 @@ def _check_length(value: str, field: str, settings: Settings) -> None:
         raise ApiError(422, "validation_error", f"{field}: longer than {limit} characters ({len(value)})", field)
 
 
+def _audit(request: Request) -> AuditLog | None:
+    return getattr(request.app.state, "audit", None)
+
+
+def _metrics(request: Request) -> Metrics | None:
+    return getattr(request.app.state, "metrics", None)
+
+
+def _answered(request: Request, endpoint: str, question: str, outcome: AskOutcome) -> None:
+    """One log line per question (its fingerprint, never its text), the metrics, and the audit record."""
+    log.info(
+        "question answered",
+        extra={
+            "request_id": getattr(request.state, "request_id", "-"),
+            "endpoint": endpoint,
+            **question_fingerprint(question),
+            "status": outcome.answer.status,
+            "verified": outcome.answer.verified,
+            "index_version": outcome.index_version,
+            "total_ms": outcome.timings_ms.get("total"),
+        },
+    )
+    if (metrics := _metrics(request)) is not None:
+        metrics.observe_stages(outcome.timings_ms)
+        metrics.observe_answer(outcome.answer)
+    if (audit := _audit(request)) is not None:
+        audit.record_ask(request, endpoint, question, outcome)
+
+
+def _failed(request: Request, endpoint: str, question: str, pipeline: Pipeline) -> None:
+    # the error itself is logged (and counted) where it becomes a response: app.api.errors
+    if (audit := _audit(request)) is not None:
+        audit.record_error(request, endpoint, question, pipeline.index_version)
+
+
 @router.post(
     "/ask",
     response_model=AskResponse,
@@ -42,12 +83,18 @@ def _check_length(value: str, field: str, settings: Settings) -> None:
 )
 def ask(
     body: AskRequest,
+    request: Request,
     pipeline: Pipeline = Depends(get_pipeline),
     settings: Settings = Depends(get_settings),
     request_id: str = Depends(get_request_id),
 ) -> AskResponse:
     _check_length(body.question, "question", settings)
-    outcome = pipeline.ask(body.question)
+    try:
+        outcome = pipeline.ask(body.question)
+    except StageError:
+        _failed(request, "/v1/ask", body.question, pipeline)
+        raise
+    _answered(request, "/v1/ask", body.question, outcome)
     return ask_response(outcome, request_id, pipeline.index.documents)
 
 
@@ -60,6 +107,10 @@ _STREAM_DOC = """Server-sent events, in this order:
 - `done`: the same body as `POST /v1/ask` (status, verified, timings, index version, ...);
 - `error` instead of the rest if a stage fails after the stream began: the usual error body plus `status`.
 
+If the language model fails mid-answer (with the default `generate.fallback="extractive"`), the sentences
+already sent stand and extractive sentences follow; `done.stages` says so. The `sentence` events are always
+exactly the `done` answer's sentences, in order.
+
 Invalid requests are answered before the stream starts, with the usual JSON error and status code."""
 
 
@@ -67,7 +118,7 @@ def _event(name: str, data: dict) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _ask_stream(pipeline: Pipeline, question: str, request_id: str) -> Iterator[str]:
+def _ask_stream(request: Request, pipeline: Pipeline, question: str, request_id: str) -> Iterator[str]:
     documents = pipeline.index.documents
     try:
         for event in pipeline.ask_events(question):
@@ -81,9 +132,13 @@ def _ask_stream(pipeline: Pipeline, question: str, request_id: str) -> Iterator[
                 citations = [c.model_dump(mode="json") for c in event.citations]
                 yield _event("sentence", {"sentence": event.sentence.model_dump(mode="json"), "citations": citations})
             elif isinstance(event, DoneEvent):
+                _answered(request, "/v1/ask/stream", question, event.outcome)
                 yield _event("done", ask_response(event.outcome, request_id, documents).model_dump(mode="json"))
     except StageError as exc:
         status, code, message = stage_error(exc, request_id)
+        _failed(request, "/v1/ask/stream", question, pipeline)
+        if (metrics := _metrics(request)) is not None:
+            metrics.count_error(code)
         body = ErrorBody(error=ErrorDetail(code=code, message=message), request_id=request_id)
         yield _event("error", {"status": status, **body.model_dump()})
 
@@ -96,13 +151,14 @@ def _ask_stream(pipeline: Pipeline, question: str, request_id: str) -> Iterator[
 )
 def ask_stream(
     body: AskRequest,
+    request: Request,
     pipeline: Pipeline = Depends(get_pipeline),
     settings: Settings = Depends(get_settings),
     request_id: str = Depends(get_request_id),
 ) -> StreamingResponse:
     _check_length(body.question, "question", settings)
     return StreamingResponse(
-        _ask_stream(pipeline, body.question, request_id),
+        _ask_stream(request, pipeline, body.question, request_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Request-ID": request_id},
     )
@@ -111,6 +167,7 @@ def ask_stream(
 @router.post("/search", response_model=SearchResponse, responses=_ERRORS, summary="Hybrid search over the index")
 def search(
     body: SearchRequest,
+    request: Request,
     pipeline: Pipeline = Depends(get_pipeline),
     settings: Settings = Depends(get_settings),
     request_id: str = Depends(get_request_id),
@@ -118,5 +175,24 @@ def search(
     _check_length(body.query, "query", settings)
     if body.top_k > settings.api.max_top_k:
         raise ApiError(422, "validation_error", f"top_k: must be <= {settings.api.max_top_k}", "top_k")
-    outcome = pipeline.search(body.query, top_k=body.top_k)
+    try:
+        outcome = pipeline.search(body.query, top_k=body.top_k)
+    except StageError:
+        _failed(request, "/v1/search", body.query, pipeline)
+        raise
+    log.info(
+        "search",
+        extra={
+            "request_id": request_id,
+            "endpoint": "/v1/search",
+            **question_fingerprint(body.query),
+            "results": len(outcome.results),
+            "index_version": outcome.index_version,
+            "total_ms": outcome.timings_ms.get("total"),
+        },
+    )
+    if (metrics := _metrics(request)) is not None:
+        metrics.observe_stages(outcome.timings_ms)
+    if (audit := _audit(request)) is not None:
+        audit.record_search(request, body.query, outcome, pipeline.index.documents)
     return search_response(outcome, request_id, pipeline.index.documents)

@@ -11,26 +11,35 @@ router = APIRouter(prefix="/v1", tags=["index"])
 
 
 class IndexSummary(BaseModel):
+    """What any caller may know about the index being served."""
+
     version: str
     index_id: str
-    content_hash: str
     created_at: str
     encoder: EncoderInfo
     counts: dict[str, int]
+
+
+class IndexDetails(IndexSummary):
+    """The manifest summary for administrators: which documents, library versions and content hash."""
+
+    content_hash: str
     libraries: dict[str, str]
     documents: list[dict[str, str | int | None]]
 
 
-@router.get("/index", response_model=IndexSummary, summary="The index version being served, with its manifest summary")
-def index_info(pipeline: Pipeline = Depends(get_pipeline)) -> IndexSummary:
+def index_summary(pipeline: Pipeline) -> IndexSummary:
     m = pipeline.index.manifest
     return IndexSummary(
-        version=m.version,
-        index_id=m.index_id,
+        version=m.version, index_id=m.index_id, created_at=m.created_at, encoder=m.encoder, counts=m.counts
+    )
+
+
+def index_details(pipeline: Pipeline) -> IndexDetails:
+    m = pipeline.index.manifest
+    return IndexDetails(
+        **index_summary(pipeline).model_dump(),
         content_hash=m.content_hash,
-        created_at=m.created_at,
-        encoder=m.encoder,
-        counts=m.counts,
         libraries=m.libraries,
         documents=[
             {
@@ -43,3 +52,12 @@ def index_info(pipeline: Pipeline = Depends(get_pipeline)) -> IndexSummary:
             for d in m.documents
         ],
     )
+
+
+@router.get(
+    "/index",
+    response_model=IndexSummary,
+    summary="The index version being served: id, creation time, encoder and counts (details: /v1/admin/index)",
+)
+def index_info(pipeline: Pipeline = Depends(get_pipeline)) -> IndexSummary:
+    return index_summary(pipeline)
