@@ -7,7 +7,7 @@ PORT ?= 8000
 # torch first and pinned: an unpinned torch pulled in by sentence-transformers brings gigabytes of CUDA.
 TORCH ?= torch==2.13.0
 
-.PHONY: install index serve test lint clean
+.PHONY: install index serve test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ lint: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+bench: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python bench/peers.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
