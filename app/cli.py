@@ -503,6 +503,29 @@ def concepts(
             out.print(f"[bold]{top.name}[/]: " + "; ".join(related), highlight=False)
 
 
+def _collection(
+    dataset: str | None,
+    split: str,
+    sample_files: int,
+    corpus: Path | None,
+    queries: Path | None,
+    qrels: Path | None,
+    data_dir: Path,
+):
+    """The evaluation collection the options name: the user's files, or PubMedQA / MedQuAD from `data_dir`."""
+    from app.eval.datasets import from_files, medquad, pubmedqa
+
+    if corpus or queries or qrels:
+        if not (corpus and queries and qrels):
+            raise fail("--corpus, --queries and --qrels go together", 2)
+        return from_files(corpus, queries, qrels)
+    if dataset == "pubmedqa":
+        return pubmedqa(data_dir, split)
+    if dataset == "medquad":
+        return medquad(data_dir, split, sample_files)
+    raise fail("choose --dataset pubmedqa|medquad, or give --corpus/--queries/--qrels", 2)
+
+
 @eval_app.command("retrieval")
 def eval_retrieval(
     dataset: Annotated[str | None, typer.Option(help="pubmedqa or medquad (from --data).")] = None,
@@ -531,7 +554,7 @@ def eval_retrieval(
     """Recall@1/5/10/50, MRR@10 and nDCG@10 for bm25, dense, concept and fused configurations."""
     import os
 
-    from app.eval.datasets import DatasetError, from_files, medquad, pubmedqa
+    from app.eval.datasets import DatasetError
     from app.eval.retrieval import evaluate_collection, markdown_table, prepare_index, write_outputs
     from app.pipeline.rerank import RerankerLoadError
     from indexer.build import BuildError
@@ -545,16 +568,7 @@ def eval_retrieval(
     _setup_logging(settings)
     data_dir = data or Path(os.environ.get("CLINQA_DATA", "../shared/data"))
     try:
-        if corpus or queries or qrels:
-            if not (corpus and queries and qrels):
-                raise fail("--corpus, --queries and --qrels go together", 2)
-            collection = from_files(corpus, queries, qrels)
-        elif dataset == "pubmedqa":
-            collection = pubmedqa(data_dir, split)
-        elif dataset == "medquad":
-            collection = medquad(data_dir, split, sample_files)
-        else:
-            raise fail("choose --dataset pubmedqa|medquad, or give --corpus/--queries/--qrels", 2)
+        collection = _collection(dataset, split, sample_files, corpus, queries, qrels, data_dir)
         run_settings = prepare_index(collection, work, settings, vocabulary or [], mappings or [], abbreviations)
         with err.status(
             f"indexing {len(collection.documents)} documents and running {len(collection.queries)} queries"
@@ -595,7 +609,7 @@ def eval_citations(
     import os
 
     from app.eval.citations import evaluate_collection, summary_table, write_outputs
-    from app.eval.datasets import DatasetError, from_files, medquad, pubmedqa
+    from app.eval.datasets import DatasetError
     from app.eval.retrieval import prepare_index
     from app.pipeline.rerank import RerankerLoadError
     from app.pipeline.runner import StageError
@@ -613,16 +627,7 @@ def eval_citations(
     _setup_logging(settings)
     data_dir = data or Path(os.environ.get("CLINQA_DATA", "../shared/data"))
     try:
-        if corpus or queries or qrels:
-            if not (corpus and queries and qrels):
-                raise fail("--corpus, --queries and --qrels go together", 2)
-            collection = from_files(corpus, queries, qrels)
-        elif dataset == "pubmedqa":
-            collection = pubmedqa(data_dir, split)
-        elif dataset == "medquad":
-            collection = medquad(data_dir, split, sample_files)
-        else:
-            raise fail("choose --dataset pubmedqa|medquad, or give --corpus/--queries/--qrels", 2)
+        collection = _collection(dataset, split, sample_files, corpus, queries, qrels, data_dir)
         run_settings = prepare_index(collection, work, settings, vocabulary or [], mappings or [], abbreviations)
         n = min(limit, len(collection.queries)) if limit else len(collection.queries)
         with err.status(f"indexing {len(collection.documents)} documents and asking {n} questions") as status:

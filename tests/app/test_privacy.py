@@ -9,12 +9,6 @@ import json
 import logging
 import os
 import stat
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,49 +17,13 @@ from app.audit import AuditRecord
 from app.config import AuditSettings, LogSettings, Settings
 from app.logs import _QUIET, configure_logging, question_fingerprint
 from app.main import create_app
-from tests.helpers import REPO, free_port, uvicorn_thread
+from tests.helpers import clinqa_server, uvicorn_thread
 from tests.openai_double import openai_double
 
 pytestmark = pytest.mark.unit
 
 QUESTION = "Patient John Smithson MRN 00482913 born 03/14/1961: what is the first-line drug for hypertension?"
 SECRETS = ("Smithson", "00482913", "03/14/1961", QUESTION)
-
-
-@contextmanager
-def serve(env: dict[str, str], output: Path) -> Iterator[str]:
-    """`clinqa serve` as a subprocess writing everything it logs (stdout and stderr) to `output`."""
-    port = free_port()
-    with output.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"clinqa serve exited early:\n{output.read_text()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"clinqa serve did not become ready in 120 s:\n{output.read_text()}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow
@@ -87,7 +45,7 @@ def test_questions_reach_the_audit_log_and_never_the_logs(tiny_settings, tmp_pat
             "CLINQA_ABSTAIN__MIN_DENSE_SCORE": "-1",
         }
         output = tmp_path / "server.log"
-        with serve(env, output) as url, httpx.Client(base_url=url, timeout=60) as client:
+        with clinqa_server(env, output) as url, httpx.Client(base_url=url, timeout=60) as client:
             ask = client.post("/v1/ask", json={"question": QUESTION}, headers={"X-Request-ID": "privacy-ask"})
             assert ask.status_code == 200 and ask.json()["generation"]["redacted"] == ["mrn", "dob"]
             assert client.post("/v1/search", json={"query": QUESTION}).status_code == 200
