@@ -34,6 +34,7 @@ def configurations(reranker: str) -> list[tuple[str, dict[str, str]]]:
     model = {"CLINQA_RERANK__MODEL": reranker}
     return [
         ("no rerank (torch encoder)", {"CLINQA_PRESET": "accurate"}),
+        ("no rerank (onnx encoder)", {"CLINQA_PRESET": "fast"}),
         (REFERENCE, {"CLINQA_PRESET": "accurate", **model}),
         (
             "fp32 torch top-10 windows 128",
@@ -112,7 +113,9 @@ def main() -> None:
     parser.add_argument("--index-root", type=Path, required=True, help="PDQ index root with a `current` version.")
     parser.add_argument("--reranker", required=True, help="Cross-encoder folder (e.g. models/reranker-pooled).")
     parser.add_argument("--queries", type=int, default=200, help="Questions per latency configuration.")
-    parser.add_argument("--eval-queries", type=int, default=100, help="Seeded subset of each test split (0: none).")
+    parser.add_argument(
+        "--eval-queries", type=int, default=100, help="Seeded subset per test split (0: none; over the size: all)."
+    )
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--sample-files", type=int, default=1000, help="MedQuAD files, as in retrieval.md.")
     parser.add_argument("--work", type=Path, default=REPO / ".cache" / "eval")
