@@ -38,7 +38,6 @@ import statistics
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +45,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # phases run as `python bench/scale.py --phase ...`
+sys.path.insert(0, str(REPO / "bench"))
+from search_latency import data_dir, questions  # noqa: E402  (the same questions as the other benches)
 
 WORK = REPO / ".cache" / "scale"
 SIGMA = 0.025  # noise per dimension: |noise| ~ 0.49 for 384 dimensions, cosine to the seed vector ~0.9
@@ -53,24 +54,6 @@ RANK_BM25_QUERIES = 10
 
 
 # --- shared helpers --------------------------------------------------------------------------------
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("CLINQA_DATA", REPO.parent / "shared" / "data"))
-
-
-def questions(n: int) -> list[str]:
-    """MedQuAD CancerGov questions (the NCI side of MedQuAD, matching PDQ), in file order."""
-    folder = data_dir() / "medquad" / "1_CancerGov_QA"
-    found: list[str] = []
-    for path in sorted(folder.glob("*.xml")):
-        for q in ET.parse(path).getroot().iter("Question"):
-            text = (q.text or "").strip()
-            if text and text not in found:
-                found.append(text)
-        if len(found) >= n:
-            break
-    return found[:n]
 
 
 def percentile(values: list[float], q: float) -> float:
