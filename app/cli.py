@@ -387,7 +387,14 @@ def serve(
     except KeyFileError as exc:
         raise fail(f"not serving: {exc}") from exc
     err.print(f"clinqa serving on http://{api.host}:{api.port}  (docs: /docs)", highlight=False)
-    uvicorn.run(application, host=api.host, port=api.port, log_config=None, access_log=False)
+    uvicorn.run(
+        application,
+        host=api.host,
+        port=api.port,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=api.keep_alive_s,
+    )
 
 
 def _pipeline(settings: Settings):

@@ -312,6 +312,15 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
     max_top_k: int = Field(50, ge=1, le=1000, description="Largest `top_k` a search request may ask for.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API.")
+    keep_alive_s: int = Field(
+        75,
+        ge=1,
+        le=3600,
+        description="How long an idle keep-alive connection stays open. Longer than the idle timeout of the "
+        "clients and proxies in front (60 s for most load balancers), so that the server never closes a "
+        "connection at the moment a client reuses it (uvicorn's 5 s default made bench/load.py see "
+        "connection errors under load).",
+    )
 
 
 class ApiKeyEntry(_Section):
