@@ -58,9 +58,7 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorBody(error=ErrorDetail(code=code, message=message, field=field), request_id=request_id_of(request))
-    metrics = getattr(request.app.state, "metrics", None)  # clinqa_errors_total{code}: every error response
-    if metrics is not None:
-        metrics.count_error(code)
+    request.app.state.metrics.count_error(code)  # clinqa_errors_total{code}: every error response
     return JSONResponse(
         status_code=status, content=body.model_dump(), headers={**(headers or {}), "X-Request-ID": body.request_id}
     )

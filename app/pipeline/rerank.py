@@ -109,10 +109,16 @@ class CrossEncoderReranker:
     def _terms_of(self, word: str) -> tuple[str, ...]:
         return tuple(self._analyzer.tokens(word))
 
+    def _query_terms(self, query: Query) -> set[str]:
+        return set(self._analyzer.tokens(query.bm25_text or query.rewritten))
+
     def passage(self, query: Query, chunk: ScoredChunk, term_weight: Callable[[str], float] | None = None) -> str:
         """What the cross-encoder reads for one chunk: the whole search text, or the breadcrumb and the
         chunk's best-matching window, `rerank.window_tokens` tokens in all (a breadcrumb longer than half of the
         budget leaves the window half of it)."""
+        return self._passage(self._query_terms(query), chunk, term_weight)
+
+    def _passage(self, terms: set[str], chunk: ScoredChunk, term_weight: Callable[[str], float] | None) -> str:
         c = chunk.chunk
         budget = self.settings.window_tokens
         if not budget or self._offsets_tokenizer is None:
@@ -121,7 +127,7 @@ class CrossEncoderReranker:
         crumb = len(self._offsets(c.breadcrumb))
         window = best_window(
             c.text,
-            set(self._analyzer.tokens(query.bm25_text or query.rewritten)),
+            terms,
             max(budget // 2, budget - crumb),
             self._offsets,
             lambda word: list(self._terms_of(word)),
@@ -147,7 +153,8 @@ class CrossEncoderReranker:
         cached = [self.cache.get(k) for k in keys]
         todo = [i for i, s in enumerate(cached) if s is None]
         if todo:
-            pairs = [(query.rewritten, self.passage(query, head[i], term_weight)) for i in todo]
+            terms = self._query_terms(query)  # once per question, not once per chunk
+            pairs = [(query.rewritten, self._passage(terms, head[i], term_weight)) for i in todo]
             future = self._pool.submit(
                 self.model.predict, pairs, batch_size=self.settings.batch_size, show_progress_bar=False
             )

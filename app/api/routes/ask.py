@@ -44,8 +44,8 @@ def _audit(request: Request) -> AuditLog | None:
     return getattr(request.app.state, "audit", None)
 
 
-def _metrics(request: Request) -> Metrics | None:
-    return getattr(request.app.state, "metrics", None)
+def _metrics(request: Request) -> Metrics:
+    return request.app.state.metrics  # create_app always sets it
 
 
 def _answered(request: Request, endpoint: str, question: str, outcome: AskOutcome) -> None:
@@ -62,9 +62,8 @@ def _answered(request: Request, endpoint: str, question: str, outcome: AskOutcom
             "total_ms": outcome.timings_ms.get("total"),
         },
     )
-    if (metrics := _metrics(request)) is not None:
-        metrics.observe_stages(outcome.timings_ms)
-        metrics.observe_answer(outcome.answer)
+    _metrics(request).observe_stages(outcome.timings_ms)
+    _metrics(request).observe_answer(outcome.answer)
     if (audit := _audit(request)) is not None:
         audit.record_ask(request, endpoint, question, outcome)
 
@@ -137,8 +136,7 @@ def _ask_stream(request: Request, pipeline: Pipeline, question: str, request_id:
     except StageError as exc:
         status, code, message = stage_error(exc, request_id)
         _failed(request, "/v1/ask/stream", question, pipeline)
-        if (metrics := _metrics(request)) is not None:
-            metrics.count_error(code)
+        _metrics(request).count_error(code)
         body = ErrorBody(error=ErrorDetail(code=code, message=message), request_id=request_id)
         yield _event("error", {"status": status, **body.model_dump()})
 
@@ -191,8 +189,7 @@ def search(
             "total_ms": outcome.timings_ms.get("total"),
         },
     )
-    if (metrics := _metrics(request)) is not None:
-        metrics.observe_stages(outcome.timings_ms)
+    _metrics(request).observe_stages(outcome.timings_ms)
     if (audit := _audit(request)) is not None:
         audit.record_search(request, body.query, outcome, pipeline.index.documents)
     return search_response(outcome, request_id, pipeline.index.documents)
