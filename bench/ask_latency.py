@@ -46,8 +46,7 @@ def configurations(reranker: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def latency(env: dict[str, str], base_env: dict[str, str], qs: list[str]) -> dict:
-    proc, url = serve({**base_env, **env})
-    try:
+    with serve({**base_env, **env}) as url:
         for q in qs[:5]:
             post(f"{url}/v1/ask", {"question": q})
         client_ms: list[float] = []
@@ -58,9 +57,6 @@ def latency(env: dict[str, str], base_env: dict[str, str], qs: list[str]) -> dic
             client_ms.append((time.perf_counter() - t) * 1000)
             for stage, ms in body.get("timings_ms", {}).items():
                 stages.setdefault(stage, []).append(ms)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     return {
         "p50_ms": round(statistics.median(client_ms), 1),
         "p95_ms": round(percentile(client_ms, 95), 1),

@@ -41,8 +41,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +51,9 @@ from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from search_latency import percentile, serve  # noqa: E402  (the benches' one server starter)
+
 CACHE = REPO / ".cache" / "bench"
 SEED = 13
 TOP_K = 10
@@ -149,53 +151,6 @@ def prepare_index(source_root: Path, root: Path) -> tuple[str, str]:
 
 
 # --- the server --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve(root: Path, log_path: Path) -> Iterator[str]:
-    """`clinqa serve` on a free port, open mode (no keys), output to `log_path`; yields its URL once ready."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINQA_")}
-    env |= {"CLINQA_INDEX__ROOT": str(root)}
-    port = free_port()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w", encoding="utf-8") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 600
-            while True:
-                if proc.poll() is not None:
-                    sys.exit(f"clinqa serve exited ({proc.returncode}); see {log_path}")
-                try:
-                    r = httpx.get(f"{url}/readyz", timeout=5)
-                    if r.status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    sys.exit(f"clinqa serve not ready in 600 s; see {log_path}")
-                time.sleep(0.5)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 # --- the load ----------------------------------------------------------------------------------------------
@@ -347,12 +302,6 @@ async def run_load(
 # --- results -----------------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (as bench/search_latency.py)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
 def stats(samples: list[Sample], seconds: float) -> dict:
     ok = [s.latency_ms for s in samples if s.error is None]
     row = {
@@ -487,7 +436,8 @@ def main() -> None:
     admin_headers = {"X-API-Key": args.admin_key} if args.admin_key else {}
     log_path = CACHE / "load-server.log"
     results: list[dict] = []
-    with serve(root, log_path) as url:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINQA_")} | {"CLINQA_INDEX__ROOT": str(root)}
+    with serve(env, log_path) as url:  # open mode: no keys configured
         err.print(f"server ready at {url} on index {base}; warm-up {args.warmup:.0f} s ...")
         warm = {"search": {"query": questions[0], "top_k": TOP_K}, "ask": {"question": questions[0]}}
         for name, body in warm.items():

@@ -59,6 +59,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `python bench/peers.py` from anywhere: app/ and indexer/ importable
+sys.path.insert(0, str(REPO / "bench"))
+from search_latency import percentile  # noqa: E402
 
 DEPTH = 50  # per channel, clinqa's retrieve.bm25_top_k / dense_top_k
 TOP_K = 10
@@ -523,11 +525,6 @@ def medquad_queries(index_root: Path, sample_files: int, n: int, seed: int) -> Q
 
 
 # --- the run ----------------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 @dataclass

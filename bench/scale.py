@@ -46,7 +46,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # phases run as `python bench/scale.py --phase ...`
 sys.path.insert(0, str(REPO / "bench"))
-from search_latency import data_dir, questions  # noqa: E402  (the same questions as the other benches)
+from search_latency import data_dir, percentile, questions  # noqa: E402  (the same questions as the other benches)
 
 WORK = REPO / ".cache" / "scale"
 SIGMA = 0.025  # noise per dimension: |noise| ~ 0.49 for 384 dimensions, cosine to the seed vector ~0.9
@@ -54,11 +54,6 @@ RANK_BM25_QUERIES = 10
 
 
 # --- shared helpers --------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def stats_ms(values: list[float]) -> dict[str, float]:

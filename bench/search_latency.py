@@ -19,9 +19,12 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,29 +61,45 @@ def post(url: str, body: dict, timeout: float = 120) -> dict:
         return json.loads(response.read())
 
 
-def serve(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited: {proc.stderr.read()[-2000:] if proc.stderr else proc.returncode}")
+@contextmanager
+def serve(env: dict[str, str], log_path: Path | None = None, ready_s: float = 600) -> Iterator[str]:
+    """`clinqa serve` with `env` on a free port; yields its URL once /readyz answers 200. Its output goes to
+    `log_path` (a temporary file when not given), so a chatty server never blocks on a full pipe."""
+    with ExitStack() as stack:
+        if log_path is None:
+            log_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "serve.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        with log_path.open("w", encoding="utf-8") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+                env=env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{port}"
         try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    sys.exit("server did not become ready in 300 s")
+            deadline = time.monotonic() + ready_s
+            while True:
+                if proc.poll() is not None:
+                    sys.exit(f"clinqa serve exited ({proc.returncode}): {log_path.read_text()[-2000:]}")
+                try:
+                    with urllib.request.urlopen(f"{url}/readyz", timeout=5) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    sys.exit(f"clinqa serve not ready in {ready_s:.0f} s: {log_path.read_text()[-2000:]}")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -89,8 +108,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_config(name: str, extra_env: dict[str, str], base_env: dict[str, str], qs: list[str], top_k: int) -> dict:
-    proc, url = serve({**base_env, **extra_env})
-    try:
+    with serve({**base_env, **extra_env}) as url:
         for q in qs[:5]:
             post(f"{url}/v1/search", {"query": q, "top_k": top_k})
         client_ms, rerank_ms, version = [], [], None
@@ -100,9 +118,6 @@ def run_config(name: str, extra_env: dict[str, str], base_env: dict[str, str], q
             client_ms.append((time.perf_counter() - t) * 1000)
             rerank_ms.append(body.get("timings_ms", {}).get("rerank", 0.0))
             version = body.get("index_version")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     return {
         "name": name,
         "env": extra_env,
