@@ -7,7 +7,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.pipeline.runner import AskOutcome, SearchOutcome
-from app.pipeline.types import Citation, EvidenceCheck, Generation, Query, ScoredChunk, Sentence, StageNote
+from app.pipeline.types import (
+    Citation,
+    EvidenceCheck,
+    Generation,
+    Query,
+    ScoredChunk,
+    Sentence,
+    StageNote,
+    provenance,
+)
 
 # Hard upper bound for the schema; the configured limit (api.max_question_chars) is checked per request.
 QUESTION_HARD_LIMIT = 100_000
@@ -82,15 +91,7 @@ def source_of(scored: ScoredChunk, documents: dict) -> Source:
     chunk = scored.chunk
     doc = documents[chunk.doc_id]
     return Source(
-        chunk_id=chunk.id,
-        doc_id=chunk.doc_id,
-        title=doc.title,
-        breadcrumb=chunk.breadcrumb,
-        section_path=chunk.section_path,
-        organisation=doc.organisation,
-        url=doc.url,
-        published=doc.published,
-        reviewed=doc.reviewed,
+        **provenance(chunk, doc),
         score=scored.score,
         scores=scored.scores,
         ranks=scored.ranks,

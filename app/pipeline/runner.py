@@ -43,6 +43,7 @@ from app.pipeline.types import (
     Sentence,
     SpanRef,
     StageNote,
+    provenance,
 )
 from app.pipeline.verify import CheckedSentence, CitationVerifier, NliScorer
 from indexer.analysis import Analyzer
@@ -449,15 +450,7 @@ class _Composer:
         doc = self.index.documents[chunk.doc_id]
         return Citation(
             number=number,
-            chunk_id=chunk.id,
-            doc_id=chunk.doc_id,
-            title=doc.title,
-            breadcrumb=chunk.breadcrumb,
-            section_path=chunk.section_path,
-            organisation=doc.organisation,
-            url=doc.url,
-            published=doc.published,
-            reviewed=doc.reviewed,
+            **provenance(chunk, doc),
             disclaimer=doc.disclaimer,
             quote=chunk.text[ref.start : ref.end],
             start=ref.start,

@@ -31,6 +31,21 @@ SupportStatus = Literal["supported", "partial", "unsupported"]
 Channel = Literal["bm25", "dense", "concept"]
 
 
+def provenance(chunk: Chunk, doc: DocumentInfo) -> dict[str, object]:
+    """Where a chunk comes from, as shown with every citation and source: the same fields in both."""
+    return {
+        "chunk_id": chunk.id,
+        "doc_id": chunk.doc_id,
+        "title": doc.title,
+        "breadcrumb": chunk.breadcrumb,
+        "section_path": chunk.section_path,
+        "organisation": doc.organisation,
+        "url": doc.url,
+        "published": doc.published,
+        "reviewed": doc.reviewed,
+    }
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
