@@ -5,15 +5,11 @@ which is the point: whatever it writes, the schema-constrained answer must parse
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -34,7 +30,7 @@ from app.pipeline.llm import (
 from app.pipeline.terms import QueryTerms
 from app.pipeline.types import Chunk, Draft, DraftSentence, Query, ScoredChunk
 from tests.helpers import free_port, uvicorn_thread
-from tests.tiny_gguf import QUIET_OPENMP, import_llama_cpp_quietly, write_tiny_gguf
+from tests.tiny_gguf import import_llama_cpp_quietly, llama_server, write_tiny_gguf
 
 import_llama_cpp_quietly()
 
@@ -268,34 +264,8 @@ API_KEY = "test-key"
 
 @pytest.fixture(scope="module")
 def server(gguf: Path) -> Iterator[str]:
-    port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--n_ctx", "4096", "--n_threads", "1", "--api_key", API_KEY]
-    env = os.environ | QUIET_OPENMP
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited early:\n{proc.stdout.read() if proc.stdout else ''}")
-            try:
-                headers = {"Authorization": f"Bearer {API_KEY}"}
-                if httpx.get(f"{url}/models", headers=headers, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("llama_cpp.server did not become ready in 60 s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with llama_server(gguf, n_ctx=4096, api_key=API_KEY) as served:
+        yield served.url
 
 
 def openai_settings(base_url: str, **overrides: object) -> GenerateSettings:
